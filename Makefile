@@ -1,0 +1,33 @@
+# The front door: `make demo` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install kmeanscli with its test tools
+
+demo: $(STAMP) ## compress the built-in sample photo to 16 colours and print the report
+	$(BIN)/kmeanscli compress --sample -k 16 -o china-k16.png --force
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check kmeanscli tests
+
+test: lint ## ruff, then the test suite
+	$(BIN)/python -m pytest -q
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix kmeanscli tests
+	$(BIN)/ruff format kmeanscli tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info china-k*.png

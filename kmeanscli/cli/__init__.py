@@ -1,0 +1,1 @@
+"""The Typer command-line interface: parsing, calling the library, rendering."""

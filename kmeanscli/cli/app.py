@@ -1,0 +1,105 @@
+"""The ``kmeanscli`` Typer application and its single error handler."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated, NoReturn
+
+import typer
+
+from .. import __version__
+from ..errors import KmeansCliError, UsageError
+from .console import error
+from .status import ExitStatus
+
+app = typer.Typer(
+    name="kmeanscli",
+    help=(
+        "Compress images by reducing them to k colours with k-means clustering.\n\n"
+        "Examples:\n\n"
+        "  kmeanscli compress photo.jpg -k 16 -o photo.png\n\n"
+        "  cat a.png | kmeanscli compress - -k 8 -o - > b.png\n\n"
+        "  kmeanscli compress --sample"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"kmeanscli {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Compress images by reducing them to k colours with k-means clustering."""
+
+
+def _register() -> None:
+    from . import compress  # noqa: F401  (commands register themselves on `app`)
+
+
+_register()
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return the exit status (never raises for user errors)."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="kmeanscli",
+            standalone_mode=False,
+        )
+    except UsageError as exc:
+        error(str(exc))
+        return ExitStatus.USAGE
+    except KmeansCliError as exc:
+        error(str(exc))
+        return ExitStatus.FAILURE
+    except typer.Abort:
+        error("interrupted")
+        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt:
+        error("interrupted")
+        return ExitStatus.INTERRUPTED
+    except typer.TyperException as exc:  # Click's usage errors
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stderr.write(exc.format_message() + "\n")
+            return ExitStatus.USAGE
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        error(f"{exc.format_message()}{hint}")
+        return int(getattr(exc, "exit_code", ExitStatus.USAGE))
+    except BrokenPipeError:
+        _silence_stdout()
+        return ExitStatus.FAILURE
+    if rv == ExitStatus.INTERRUPTED:
+        error("interrupted")
+    return int(rv) if isinstance(rv, int) else ExitStatus.OK
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(run(argv))

@@ -1,0 +1,194 @@
+"""``kmeanscli compress``: one image in, one palette image out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..api import CompressReport, compress_file, default_output, sample_image
+from ..errors import UsageError
+from ..imageio import format_for
+from .app import app
+from .console import Stages, err_console, progress_enabled, warn
+from .options import (
+    BatchSize,
+    Colors,
+    Force,
+    Json,
+    MaxIter,
+    MaxPixels,
+    Plot,
+    Preview,
+    Quiet,
+    Seed,
+    Strip,
+)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def render_report(report: CompressReport) -> None:
+    """The human summary of one compression, on stderr."""
+    console = err_console()
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    ratio = report.ratio
+    smaller = f"{1 / ratio:.1f}× smaller" if ratio < 1 else f"{ratio:.2f}× larger"
+    table.add_row(
+        "size",
+        f"{_human(report.bytes_in)} → {_human(report.bytes_out)}  "
+        f"({ratio:.1%} of the input, {smaller})",
+    )
+    table.add_row("colours", f"{report.unique_colors_in:,} → {report.colors:,}")
+    quality = (
+        "lossless"
+        if report.lossless or report.mse == 0
+        else f"PSNR {report.psnr:.2f} dB  (MSE {report.mse:.2f})"
+    )
+    table.add_row("quality", quality)
+    table.add_row("time", f"{report.seconds:.2f} s")
+    console.print(f"{report.input} → {report.output}", markup=False, highlight=False)
+    console.print(table)
+
+
+@app.command()
+def compress(
+    input: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="IN",
+            show_default=False,
+            help="Image to compress, or - to read it from stdin.",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="OUT",
+            help="Output file (format from its extension: .png .gif .webp .bmp .tif .jpg), "
+            "or - for PNG on stdout. Default: IN's folder, <stem>-k<K>.png.",
+        ),
+    ] = None,
+    colors: Colors = 16,
+    seed: Seed = 0,
+    max_iter: MaxIter = 100,
+    batch_size: BatchSize = 4096,
+    force: Force = False,
+    strip: Strip = False,
+    max_pixels: MaxPixels = None,
+    json_out: Json = False,
+    quiet: Quiet = False,
+    preview: Preview = False,
+    plot: Plot = None,
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample",
+            help="Use the built-in sample photo (scikit-learn's china.jpg) as IN; the "
+            "output goes to the current folder.",
+        ),
+    ] = False,
+) -> None:
+    """Reduce an image to k colours and write it as a small palette image.
+
+    Examples:
+
+      kmeanscli compress photo.jpg -k 16 -o photo.png
+
+      cat a.png | kmeanscli compress - -k 8 -o - > b.png
+
+      kmeanscli compress photo.jpg --json | jq .psnr
+    """
+    if sample and input is not None:
+        raise UsageError("give either IN or --sample, not both")
+    if not sample and input is None:
+        raise UsageError("missing IN: give an image path, - for stdin, or --sample")
+
+    src: str | Path | bytes
+    if sample:
+        src_path = sample_image()
+        src, name = src_path, src_path.name
+        out = output if output is not None else str(default_output(src_path.name, colors))
+    elif input == "-":
+        src, name = sys.stdin.buffer.read(), "-"
+        out = output if output is not None else "-"
+    else:
+        src, name = Path(input), input
+        out = output
+
+    to_stdout = out == "-"
+    if to_stdout and json_out:
+        raise UsageError("--json prints on stdout, so it cannot go with -o - (PNG on stdout)")
+    if to_stdout and sys.stdout.isatty():
+        raise UsageError(
+            "refusing to write image data to a terminal; redirect stdout or give -o FILE"
+        )
+    if plot is not None:
+        _check_plot_path(plot)
+    if out is not None and not to_stdout:
+        format_for(out)  # an unknown extension is a usage error before any work
+
+    with Stages(progress_enabled(quiet)) as stages:
+        report = compress_file(
+            src,
+            sys.stdout.buffer if to_stdout else out,
+            colors,
+            seed=seed,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            force=force,
+            strip=strip,
+            max_pixels=max_pixels,
+            format="PNG" if to_stdout else None,
+            input_name=name,
+            progress=stages,
+        )
+
+    for note in report.warnings:
+        warn(note, quiet=quiet)
+    if json_out:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        sys.stdout.flush()
+    if not quiet:
+        render_report(report)
+    if plot is not None or preview:
+        from .. import plots
+
+        assert report.original is not None and report.result is not None
+        if plot is not None:
+            plots.save_compress_figure(
+                plot, report.original, report.result, title=f"{report.input}: k={colors}"
+            )
+        if preview:
+            shown = plots.show_compress_figure(
+                report.original, report.result, title=f"{report.input}: k={colors}"
+            )
+            if not shown:
+                warn(
+                    "no display for --preview; skipped (use --plot FILE to save the figure)",
+                    quiet=quiet,
+                )
+
+
+def _check_plot_path(plot: Path) -> None:
+    from ..errors import OutputError
+
+    if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"{plot}: --plot writes .png, .svg or .pdf files")
+    folder = plot.parent if str(plot.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{plot}: folder {folder} does not exist")

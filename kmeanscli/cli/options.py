@@ -1,0 +1,70 @@
+"""Option definitions shared by the commands (one place, so flags read the same everywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Colors = Annotated[
+    int,
+    typer.Option(
+        "-k",
+        "--colors",
+        min=2,
+        max=256,
+        help="Number of colours in the output, 2 to 256.",
+    ),
+]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        help="Random seed: the same input, options and seed give byte-identical output.",
+    ),
+]
+MaxIter = Annotated[
+    int,
+    typer.Option("--max-iter", min=1, help="Maximum MiniBatchKMeans passes over the colours."),
+]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=16, help="MiniBatchKMeans mini-batch size.")
+]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+Strip = Annotated[
+    bool, typer.Option("--strip", help="Drop the ICC colour profile instead of copying it.")
+]
+MaxPixels = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pixels",
+        min=1,
+        metavar="N",
+        help="Accept images up to N pixels (default: Pillow's decompression-bomb limit, "
+        "about 89 million).",
+    ),
+]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress, report or warnings; errors only.")
+]
+Preview = Annotated[
+    bool,
+    typer.Option(
+        "--preview", help="Show original, result and palette in a window (needs a display)."
+    ),
+]
+Plot = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        metavar="FILE",
+        dir_okay=False,
+        help="Write the preview figure to FILE (.png, .svg or .pdf) without a display.",
+    ),
+]

@@ -1,0 +1,18 @@
+"""Exit statuses of the ``kmeanscli`` command, one place for all of them."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes (documented in the README)."""
+
+    OK = 0
+    """Success."""
+    FAILURE = 1
+    """The work failed: unreadable or corrupt input, unwritable output, refusing to overwrite."""
+    USAGE = 2
+    """Bad command line: unknown flag, value out of range, flags that do not go together."""
+    INTERRUPTED = 130
+    """Stopped by Ctrl-C (SIGINT); no partial output is left behind."""

@@ -1,0 +1,1 @@
+"""Pure numpy core: no printing, no CLI, no file I/O."""

@@ -1,0 +1,321 @@
+"""Reading and writing images with Pillow.
+
+Decoding turns any still image Pillow reads into an 8-bit RGB or RGBA array (EXIF orientation
+applied, ICC profile kept aside). Encoding writes a quantized result in the format of the
+output's extension. Files are written atomically: a temporary file in the target folder,
+renamed over the target only once it is complete.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .core.quantize import QuantizeResult
+from .errors import InputError, OutputError, UsageError
+
+__all__ = [
+    "FORMATS",
+    "DecodedImage",
+    "atomic_write",
+    "decode",
+    "default_max_pixels",
+    "encode",
+    "format_for",
+]
+
+FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".gif": "GIF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+}
+"""Output formats by file extension."""
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """An image decoded to 8 bits per channel.
+
+    ``pixels`` is ``uint8`` of shape (H, W, 3) or (H, W, 4); it has an alpha channel only
+    when some pixel is not fully opaque. ``icc_profile`` is an RGB ICC profile to carry over
+    (None when absent or not RGB). ``mode`` and ``format`` describe the source; ``bytes_in``
+    is its size in bytes.
+    """
+
+    pixels: np.ndarray
+    icc_profile: bytes | None
+    mode: str
+    format: str | None
+    bytes_in: int
+
+
+def default_max_pixels() -> int:
+    """Pillow's decompression-bomb limit, in pixels."""
+    from PIL import Image
+
+    return int(Image.MAX_IMAGE_PIXELS or 0) or 89_478_485
+
+
+def _to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "F":
+        a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if a.size and a.max() <= 1.0 and a.min() >= 0.0:
+            a = a * 255.0  # float images in 0..1
+        return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    # 16- and 32-bit integer images: treated as 16-bit samples
+    a = np.clip(a.astype(np.int64), 0, 65535)
+    return ((a * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _pixels_of(img) -> np.ndarray:  # img: PIL.Image.Image
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        gray = _to_uint8(np.asarray(img), mode)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P":
+        transparent = "transparency" in img.info or img.palette.mode == "RGBA"
+        img = img.convert("RGBA" if transparent else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa", "RGBA") or (
+        mode in ("L", "1", "RGB") and "transparency" in img.info
+    ):
+        img = img.convert("RGBA")
+    elif mode != "RGB":
+        img = img.convert("RGB")  # 1, L, CMYK, YCbCr, LAB, HSV ...
+    a = np.asarray(img)
+    if a.shape[-1] == 4 and bool((a[..., 3] == 255).all()):
+        a = a[..., :3]
+    return np.ascontiguousarray(a)
+
+
+def _rgb_profile(profile: bytes | None) -> bytes | None:
+    """Keep an ICC profile only if it describes RGB data (bytes 16-20 of its header)."""
+    if profile and len(profile) >= 20 and profile[16:20] == b"RGB ":
+        return profile
+    return None
+
+
+def decode(
+    source: str | os.PathLike[str] | bytes | BinaryIO,
+    *,
+    max_pixels: int | None = None,
+    name: str | None = None,
+) -> DecodedImage:
+    """Decode a still image to 8-bit RGB/RGBA.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file object
+    max_pixels : int, optional
+        Refuse images with more pixels than this (default: Pillow's decompression-bomb
+        limit, about 89 megapixels).
+    name : str, optional
+        How to call the source in error messages (default: the path, or "input").
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable, empty, corrupt, truncated, multi-frame or too large input.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "input")
+    limit = default_max_pixels() if max_pixels is None else int(max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            raise InputError(f"{label}: is a directory, not an image file")
+        if not path.exists():
+            raise InputError(f"{label}: no such file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+    elif isinstance(source, bytes):
+        data = source
+    else:
+        data = source.read()
+    if not data:
+        raise InputError(f"{label}: empty file, not an image")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        old_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # we check the limit ourselves, exactly
+        try:
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > limit:
+                raise InputError(
+                    f"{label}: {width}x{height} is {width * height:,} pixels, over the limit "
+                    f"of {limit:,} (a decompression bomb?); raise it with --max-pixels"
+                )
+            if getattr(img, "n_frames", 1) > 1:
+                raise InputError(
+                    f"{label}: has {img.n_frames} frames; animated and multi-page images "
+                    "are not supported yet"
+                )
+            img.load()
+            fmt = img.format
+            icc = _rgb_profile(img.info.get("icc_profile"))
+            img = ImageOps.exif_transpose(img)
+            mode = img.mode
+            pixels = _pixels_of(img)
+        except UnidentifiedImageError as exc:
+            raise InputError(f"{label}: not an image Pillow can read") from exc
+        except InputError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise InputError(f"{label}: {exc}") from exc
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            IndexError,
+            TypeError,
+            KeyError,
+            struct.error,
+        ) as exc:
+            raise InputError(f"{label}: corrupt or truncated image ({_why(exc)})") from exc
+        except MemoryError as exc:
+            raise InputError(f"{label}: too large to decode in memory") from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = old_limit
+    if pixels.size == 0:
+        raise InputError(f"{label}: the image has no pixels")
+    return DecodedImage(pixels=pixels, icc_profile=icc, mode=mode, format=fmt, bytes_in=len(data))
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".") or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def format_for(path: str | os.PathLike[str] | None) -> str:
+    """The output format name for a path's extension (PNG when ``path`` is None)."""
+    if path is None:
+        return "PNG"
+    ext = Path(path).suffix.lower()
+    try:
+        return FORMATS[ext]
+    except KeyError:
+        known = ", ".join(sorted(FORMATS))
+        raise UsageError(
+            f"{os.fspath(path)}: unknown output extension {ext or '(none)'!r}; use one of {known}"
+        ) from None
+
+
+def _palette_image(result: QuantizeResult):  # -> PIL.Image.Image in mode P
+    from PIL import Image
+
+    height, width = result.indices.shape
+    img = Image.frombytes("P", (width, height), np.ascontiguousarray(result.indices).tobytes())
+    img.putpalette(result.palette[:, :3].tobytes(), rawmode="RGB")
+    return img
+
+
+def encode(
+    result: QuantizeResult,
+    fmt: str,
+    *,
+    icc_profile: bytes | None = None,
+) -> tuple[bytes, list[str]]:
+    """Encode a quantized image; returns the file's bytes and warnings for the user.
+
+    PNG, GIF, BMP and TIFF get a palette image (PNG keeps partial alpha through tRNS; GIF,
+    BMP and TIFF keep full transparency only where their format allows). WebP is lossless.
+    JPEG is written at quality 95 and warned about, as it brings colours back.
+    """
+    from PIL import Image
+
+    notes: list[str] = []
+    pal = result.palette
+    has_alpha = pal.shape[1] == 4
+    partial = has_alpha and bool(((pal[:, 3] > 0) & (pal[:, 3] < 255)).any())
+    buf = io.BytesIO()
+    kwargs: dict[str, object] = {}
+    if icc_profile and fmt in ("PNG", "WEBP", "TIFF", "JPEG"):
+        kwargs["icc_profile"] = icc_profile
+
+    if fmt == "PNG":
+        img = _palette_image(result)
+        if has_alpha:
+            kwargs["transparency"] = bytes(pal[:, 3].tolist())
+        img.save(buf, "PNG", optimize=True, **kwargs)
+    elif fmt == "GIF":
+        img = _palette_image(result)
+        if result.transparent_index is not None:
+            kwargs["transparency"] = result.transparent_index
+        if partial:
+            notes.append(
+                "GIF has no partial transparency: semi-transparent colours are written opaque"
+            )
+        img.save(buf, "GIF", optimize=False, **kwargs)
+    elif fmt == "WEBP":
+        rgb = result.image()
+        Image.fromarray(rgb).save(buf, "WEBP", lossless=True, quality=100, method=6, **kwargs)
+    elif fmt in ("BMP", "TIFF"):
+        if has_alpha:
+            Image.fromarray(result.image()).save(buf, fmt, **kwargs)
+            notes.append(f"{fmt} palettes hold no alpha: written as 32-bit RGBA")
+        else:
+            img = _palette_image(result)
+            img.save(buf, fmt, **kwargs)
+    elif fmt == "JPEG":
+        img = result.image()
+        if has_alpha:
+            rgba = img.astype(np.float32)
+            a = rgba[..., 3:4] / 255.0
+            img = np.rint(rgba[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
+            notes.append("JPEG has no transparency: flattened onto white")
+        Image.fromarray(img).save(buf, "JPEG", quality=95, **kwargs)
+        notes.append(
+            "JPEG is lossy and brings back colours beyond the palette; use .png for "
+            "real palette compression"
+        )
+    else:
+        raise UsageError(f"unsupported output format {fmt!r}")
+    return buf.getvalue(), notes
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.exists():
+        raise OutputError(f"{target}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"{target}: {folder} is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write in {folder}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
