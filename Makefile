@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,22 @@ demo: $(STAMP) ## compress the built-in sample photo to 16 colours and print the
 	$(BIN)/kmeanscli compress --sample -k 16 -o china-k16.png --force
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check kmeanscli tests
+	$(BIN)/ruff check kmeanscli tests benchmarks
 
 test: lint ## ruff, then the test suite
 	$(BIN)/python -m pytest -q
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix kmeanscli tests
-	$(BIN)/ruff format kmeanscli tests
+	$(BIN)/ruff check --fix kmeanscli tests benchmarks
+	$(BIN)/ruff format kmeanscli tests benchmarks
+
+# The benchmark needs pngquant and ImageMagick (apt-get install pngquant imagemagick); a
+# missing one is reported and left out. BENCH_ARGS passes more options, e.g. BENCH_ARGS=--no-large
+bench: $(STAMP) ## side-by-side benchmark (~30 min): Markdown on stdout, updates benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/bench.py --json benchmarks/out/results.json --update-results $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ## a 4-image, 1-repeat benchmark without the 12 MP image (a few minutes)
+	$(BIN)/python benchmarks/bench.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info china-k*.png

@@ -1,0 +1,118 @@
+"""Smoke tests of benchmarks/bench.py: its helpers and its command line (no timings)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("kmeanscli_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_mse_is_exact_and_matches_the_library(bench):
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    expected = ((a.astype(np.int64) - b) ** 2).sum() / a.size
+    assert bench.mse(a, b) == expected
+    # chunking does not change the sum
+    assert bench.squared_error(a, b, chunk=7) == ((a.astype(np.int64) - b) ** 2).sum()
+    import kmeanscli
+
+    assert bench.mse(a, b) == pytest.approx(kmeanscli.mse(a, b))
+    assert bench.mse(a, a) == 0
+    assert bench.psnr(0.0) == math.inf
+    assert bench.psnr(255.0**2) == 0.0
+
+
+def test_mse_rejects_different_shapes(bench):
+    with pytest.raises(ValueError, match="different shapes"):
+        bench.mse(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 3, 3), np.uint8))
+
+
+def test_mosaic_is_deterministic_and_filled(bench):
+    red = np.zeros((5, 8, 3), np.uint8)
+    red[..., 0] = 200
+    blue = np.zeros((9, 4, 3), np.uint8)
+    blue[..., 2] = 100
+    m1 = bench.build_mosaic([red, blue], size=(12, 6), grid=(3, 2), noise=0.0)
+    m2 = bench.build_mosaic([red, blue], size=(12, 6), grid=(3, 2), noise=0.0)
+    assert m1.shape == (6, 12, 3) and m1.dtype == np.uint8
+    assert np.array_equal(m1, m2)
+    # tiles alternate between the sources: (0,0) red, (0,1) blue, (0,2) red
+    assert tuple(m1[1, 1]) == (200, 0, 0)
+    assert tuple(m1[1, 5]) == (0, 0, 100)
+    assert tuple(m1[1, 9]) == (200, 0, 0)
+    noisy1 = bench.build_mosaic([red, blue], size=(12, 6), grid=(3, 2), noise=2.0, seed=3)
+    noisy2 = bench.build_mosaic([red, blue], size=(12, 6), grid=(3, 2), noise=2.0, seed=3)
+    assert np.array_equal(noisy1, noisy2)
+    assert not np.array_equal(noisy1, m1)
+    with pytest.raises(ValueError):
+        bench.build_mosaic([], size=(4, 4), grid=(1, 1))
+
+
+def test_output_stats_decodes_a_palette_png(bench, tmp_path):
+    pixels = np.zeros((4, 4, 3), np.uint8)
+    pixels[:2] = (10, 20, 30)
+    pixels[2:] = (200, 100, 0)
+    src = Image.fromarray(pixels, "RGB").quantize(2, dither=Image.Dither.NONE)
+    path = tmp_path / "q.png"
+    src.save(path)
+    error, colors, mode = bench.output_stats(path, pixels)
+    assert (error, colors, mode) == (0.0, 2, "P")
+    shifted = pixels.copy()
+    shifted[0, 0, 0] += 4
+    assert bench.output_stats(path, shifted)[0] == 16 / shifted.size
+
+
+def test_geomean_and_stage_times(bench):
+    assert bench.geomean([2.0, 8.0]) == pytest.approx(4.0)
+    assert bench.geomean([]) is None
+    stages = bench.stage_times(0.0, [("decode", 1.0), ("fit", 3.0), ("encode", 4.0)], 10.0)
+    assert stages == {"setup": 1.0, "decode": 2.0, "fit": 1.0, "encode": 6.0}
+
+
+def test_update_results_keeps_the_notes(bench, tmp_path):
+    path = tmp_path / "RESULTS.md"
+    bench.update_results(path, "first table\n")
+    text = path.read_text()
+    assert "first table" in text and bench.BEGIN_MARK in text
+    path.write_text("# notes before\n\n" + text + "\nnotes after\n")
+    bench.update_results(path, "second table\n")
+    text = path.read_text()
+    assert "second table" in text and "first table" not in text
+    assert text.startswith("# notes before") and text.endswith("notes after\n")
+
+
+def test_help_works_and_bad_k_is_a_usage_error():
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
+    ok = subprocess.run(
+        [sys.executable, str(BENCH), "--help"], capture_output=True, text=True, env=env
+    )
+    assert ok.returncode == 0
+    assert "--quick" in ok.stdout and "--no-large" in ok.stdout and "--json" in ok.stdout
+    assert ok.stderr == ""
+    bad = subprocess.run(
+        [sys.executable, str(BENCH), "--k", "1"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2
+    assert "--k: values must be 2 to 256" in bad.stderr
+    assert bad.stdout == ""
