@@ -311,20 +311,44 @@ class ToolFailed(RuntimeError):
     """A tool exited non-zero or raised."""
 
 
+# A child forked from this (large) process inherits its peak RSS in ru_maxrss (Linux keeps the
+# old memory's high-water mark across exec). So every command is started by this small
+# launcher, which spawns it, times it and reports the command's own peak RSS.
+_LAUNCHER = """
+import os, sys, time
+t = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - t
+code = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{seconds!r} {usage.ru_maxrss} {code}")
+"""
+
+
 def run_command(cmd: Sequence[str], stdout: Any = subprocess.DEVNULL) -> Timed:
-    """Run ``cmd``; wall time and the child's own peak RSS (``os.wait4``)."""
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+    """Run ``cmd``: its wall time (from spawn to exit) and its own peak RSS.
+
+    Raises
+    ------
+    ToolFailed
+        When the command exits non-zero (with the last line of its stderr).
+    """
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result"
+        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(result), *map(str, cmd)]
+        proc = subprocess.run(launcher, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
+        if not result.exists():
+            err.seek(0)
+            last = err.read().decode(errors="replace").strip().splitlines()[-1:]
+            raise ToolFailed(f"could not start {cmd[0]}: {''.join(last)}")
+        seconds_s, rss_s, code_s = result.read_text().split()
+        if int(code_s) != 0 or proc.returncode != 0:
             err.seek(0)
             text = err.read().decode(errors="replace").strip().splitlines()
             tail = text[-1] if text else ""
-            raise ToolFailed(f"{shlex.join(map(str, cmd))}: exit {proc.returncode}: {tail}")
-    return Timed(seconds, rss_kb=int(usage.ru_maxrss))
+            raise ToolFailed(f"{shlex.join(map(str, cmd))}: exit {code_s}: {tail}")
+    return Timed(float(seconds_s), rss_kb=int(rss_s))
 
 
 @dataclass
