@@ -116,3 +116,68 @@ def test_help_works_and_bad_k_is_a_usage_error():
     assert bad.returncode == 2
     assert "--k: values must be 2 to 256" in bad.stderr
     assert bad.stdout == ""
+
+
+def _photo(bench, name, pixels, tmp_path):
+    path = tmp_path / f"{name}.png"
+    Image.fromarray(pixels, "RGB").save(path)
+    img = bench.BenchImage(name, path, pixels.shape[1], pixels.shape[0], source="test")
+    img._pixels = pixels
+    return img
+
+
+def _fake_cli(tmp_path, has_batch: bool) -> str:
+    """A stand-in ``kmeanscli`` whose ``batch`` writes <stem>-k<K>.png into -o."""
+    script = tmp_path / "fake-kmeanscli"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, sys\n"
+        "from PIL import Image\n"
+        "args = sys.argv[1:]\n"
+        f"if args[:1] != ['batch'] or not {has_batch}:\n"
+        "    sys.exit(2)\n"
+        "if '--help' in args:\n"
+        "    sys.exit(0)\n"
+        "out, k = pathlib.Path(args[args.index('-o') + 1]), int(args[args.index('-k') + 1])\n"
+        "for p in sorted(pathlib.Path(args[1]).glob('*.png')):\n"
+        "    im = Image.open(p).convert('RGB').quantize(k, dither=Image.Dither.NONE)\n"
+        "    im.save(out / f'{p.stem}-k{k}.png')\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_batch_inputs_are_deterministic_and_sized(bench, tmp_path):
+    rng = np.random.default_rng(0)
+    photos = [
+        _photo(bench, "a", rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), tmp_path),
+        _photo(bench, "b", rng.integers(0, 256, (500, 350, 3), dtype=np.uint8), tmp_path),
+    ]
+    first = bench.batch_inputs(photos, tmp_path / "one", count=6)
+    second = bench.batch_inputs(photos, tmp_path / "two", count=6)
+    assert [p.name for p in first] == [p.name for p in second]
+    assert [p.name for p in first][:2] == ["b00-a.png", "b01-b.png"]
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+        with Image.open(a) as im:
+            assert 0.09e6 <= im.width * im.height <= 1.01e6
+
+
+def test_batch_case_is_skipped_without_the_command(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "kmeanscli_cli_path", lambda: _fake_cli(tmp_path, False))
+    assert bench.measure_batch([], tmp_path) is None
+    assert "does not exist yet" in capsys.readouterr().err
+    assert "Skipped" in bench.table_batch(None)
+
+
+def test_batch_case_runs_when_the_command_exists(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "kmeanscli_cli_path", lambda: _fake_cli(tmp_path, True))
+    rng = np.random.default_rng(2)
+    photos = [_photo(bench, "a", rng.integers(0, 256, (320, 320, 3), dtype=np.uint8), tmp_path)]
+    res = bench.measure_batch(photos, tmp_path / "out", k=4, count=3)
+    assert res is not None and res["files"] == 3 and res["k"] == 4
+    km = res["kmeanscli"]
+    assert km["outputs"] == 3 and km["total_bytes"] > 0 and km["mean_psnr"] > 0
+    if "pngquant" in res:  # only where pngquant is installed
+        assert res["pngquant"]["outputs"] == 3
+    assert "`kmeanscli batch DIR" in bench.table_batch(res)
