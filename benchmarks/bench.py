@@ -1125,23 +1125,27 @@ def machine_info() -> dict[str, str]:
 
 
 def render(
-    args: argparse.Namespace,
+    meta: dict[str, Any],
     records: Sequence[Record],
     tools: Sequence[Tool],
-    photos: Sequence[BenchImage],
-    large: BenchImage | None,
     startup: dict[str, Any] | None,
     batch: dict[str, Any] | None,
-    versions: dict[str, str],
-    started: _dt.datetime,
-    seconds: float,
 ) -> str:
-    m = machine_info()
+    """The Markdown report.
+
+    ``meta`` holds: date (ISO), minutes, command, machine, versions, repeats, photos
+    ([name, megapixels] pairs), large (width, height, unique_colors, or None), no_batch.
+    """
+    m = meta["machine"]
     photo_rows = summarize(records, tools, large=False)
-    ver = ", ".join(f"{k} {v}" for k, v in versions.items())
-    mp = [p.megapixels for p in photos]
+    ver = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    photos = meta["photos"]
+    mp = [p[1] for p in photos]
+    large = meta.get("large")
+    date = _dt.datetime.fromisoformat(meta["date"])
+    took = f", {meta['minutes']:.0f} min" if meta.get("minutes") else ""
     parts = [
-        f"Run {started:%Y-%m-%d %H:%M} UTC, {seconds / 60:.1f} min: `{args.command_line}`\n",
+        f"Run {date:%Y-%m-%d %H:%M} UTC{took}: `{meta['command']}`\n",
         f"Machine: {m.get('nproc')} CPUs ({m.get('cpu', '?')}), {m.get('ram', '?')} RAM, "
         f"{m['os']}.  \nVersions: {ver}.\n",
         "The machine is shared with other agents while this runs, so absolute times are "
@@ -1150,8 +1154,8 @@ def render(
     if photos:
         parts += [
             f"## Photos of {min(mp):.2f}–{max(mp):.2f} MP ({len(photos)} images: "
-            f"{', '.join(p.name for p in photos)})\n",
-            f"Times are the median of {args.repeats} runs per image (decode + quantize + encode "
+            f"{', '.join(p[0] for p in photos)})\n",
+            f"Times are the median of {meta['repeats']} runs per image (decode + quantize + encode "
             "+ write; the CLI row includes process start-up); `median s` is the median over "
             "the images. MSE and PSNR come from decoding each tool's output file. Ratios "
             "(×pq: against pngquant; ×KMeans: against full k-means) are geometric means over "
@@ -1173,13 +1177,15 @@ def render(
         if skipped:
             parts.append(f"Full KMeans skipped (too slow): {', '.join(skipped)}.\n")
     if large is not None:
+        colours = large.get("unique_colors")
         parts += [
-            f"## A {large.width}×{large.height} photo mosaic "
-            f"({large.megapixels:.0f} MP, one run per tool)\n",
+            f"## A {large['width']}×{large['height']} photo mosaic "
+            f"({large['width'] * large['height'] / 1e6:.0f} MP, one run per tool)\n",
             f"{MOSAIC_GRID[0]}×{MOSAIC_GRID[1]} tiles of the photos above, Lanczos-scaled, "
-            f"every other one mirrored, plus Gaussian noise σ={MOSAIC_NOISE} (seed 0); "
-            f"{large.unique_colors:,} distinct colours. Peak RSS is the child process's "
-            "(os.wait4).\n",
+            f"every other one mirrored, plus Gaussian noise σ={MOSAIC_NOISE} (seed 0)"
+            + (f"; {colours:,} distinct colours" if colours else "")
+            + ". Peak RSS: of each command's process; the in-process rows share the "
+            "benchmark's.\n",
             table_large(records, tools),
             "### Where `compress_file` spends its time on the 12 MP image\n",
             "Seconds per stage (from the `progress` callback; `setup` is before the first "
@@ -1188,7 +1194,7 @@ def render(
         ]
     if startup is not None:
         parts += ["## Start-up\n", table_startup(startup)]
-    if not args.no_batch:
+    if not meta.get("no_batch"):
         parts += ["## Batch (issue 5)\n", table_batch(batch)]
     parts += [
         "## Targets of issue 3 (kmeanscli `compress_file`; the CLI for memory and start-up)\n",
@@ -1283,6 +1289,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         const=DEFAULT_RESULTS,
         help="replace the generated part of FILE (default benchmarks/RESULTS.md) with this report",
     )
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: print the report of a file saved with --json",
+    )
     args = p.parse_args(argv)
     try:
         args.ks = [int(x) for x in args.k.split(",") if x.strip()]
@@ -1309,8 +1321,44 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def rerender(path: Path) -> tuple[str, str]:
+    """The report of a saved ``--json`` file (after changing the report's layout, say)."""
+    data = json.loads(path.read_text())
+    records = [Record(**r) for r in data["records"]]
+    labels = dict(data.get("tools") or [])
+    for row in (*data.get("summary_photos", []), *data.get("summary_large", [])):
+        labels.setdefault(row["tool"], row["label"])
+    keys = list(dict.fromkeys([*labels, *(r.tool for r in records)]))
+    tools = [Tool(key, labels.get(key, key), _no_run) for key in keys]
+    meta = dict(data)
+    if "photos" not in meta:  # a file from before "photos" was saved
+        photos = {r.image: r.megapixels for r in records if not r.large}
+        meta["photos"] = sorted(photos.items(), key=lambda p: [n for n, *_ in PHOTOS].index(p[0]))
+        meta["repeats"] = max(
+            (len(r.times) for r in records if not r.large and not r.cached), default=1
+        )
+        meta["large"] = (
+            {"width": MOSAIC_SIZE[0], "height": MOSAIC_SIZE[1]}
+            if any(r.large for r in records)
+            else None
+        )
+        meta["no_batch"] = False
+    return render(meta, records, tools, data.get("startup"), data.get("batch")), data["command"]
+
+
+def _no_run(_src: Path, _dst: Path, _k: int) -> Timed:
+    raise ToolFailed("re-rendering only")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        report, _ = rerender(args.render)
+        sys.stdout.write(report)
+        if args.update_results:
+            update_results(args.update_results, report)
+            log(f"updated {args.update_results}")
+        return 0
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     out: Path = args.out
@@ -1358,26 +1406,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         startup = measure_startup(china, out)
     batch = None if args.no_batch else measure_batch(all_photos, out)
 
-    report = render(
-        args,
-        records,
-        tools,
-        photos,
-        large,
-        startup,
-        batch,
-        versions,
-        started,
-        time.perf_counter() - t0,
-    )
+    meta = {
+        "date": started.isoformat(),
+        "minutes": (time.perf_counter() - t0) / 60,
+        "command": args.command_line,
+        "machine": machine_info(),
+        "versions": versions,
+        "repeats": args.repeats,
+        "photos": [[p.name, round(p.megapixels, 4)] for p in photos],
+        "large": None
+        if large is None
+        else {"width": large.width, "height": large.height, "unique_colors": large.unique_colors},
+        "no_batch": args.no_batch,
+        "tools": [[t.key, t.label] for t in tools],
+    }
+    report = render(meta, records, tools, startup, batch)
     sys.stdout.write(report)
     sys.stdout.flush()
     if args.json:
         payload = {
-            "date": started.isoformat(),
-            "command": args.command_line,
-            "machine": machine_info(),
-            "versions": versions,
+            **meta,
             "records": [asdict(r) for r in records],
             "summary_photos": summarize(records, tools, large=False),
             "summary_large": summarize(records, tools, large=True),

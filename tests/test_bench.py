@@ -181,3 +181,53 @@ def test_batch_case_runs_when_the_command_exists(bench, tmp_path, monkeypatch):
     if "pngquant" in res:  # only where pngquant is installed
         assert res["pngquant"]["outputs"] == 3
     assert "`kmeanscli batch DIR" in bench.table_batch(res)
+
+
+def test_report_ratios_are_geometric_means_over_images(bench, tmp_path):
+    def rec(tool, image, seconds, mse, size):
+        return bench.Record(
+            tool,
+            image,
+            16,
+            0.27,
+            False,
+            seconds=seconds,
+            times=[seconds],
+            mse=mse,
+            psnr=bench.psnr(mse),
+            bytes=size,
+            colors=16,
+            mode="P",
+        )
+
+    records = [
+        rec("pngquant", "china", 1.0, 100.0, 1000),
+        rec("pngquant", "coffee", 1.0, 100.0, 1000),
+        rec("kmeanscli", "china", 2.0, 90.0, 1100),
+        rec("kmeanscli", "coffee", 0.5, 40.0, 900),
+    ]
+    meta = {
+        "date": "2026-01-02T03:04:05+00:00",
+        "minutes": 1.0,
+        "command": "benchmarks/bench.py --k 16",
+        "machine": {"nproc": "2", "cpu": "test cpu", "ram": "1 GiB", "os": "test os"},
+        "versions": {"pngquant": "2.17.0"},
+        "repeats": 1,
+        "photos": [["china", 0.27], ["coffee", 0.24]],
+        "large": None,
+        "no_batch": True,
+        "tools": [["kmeanscli", "kmeanscli lib"], ["pngquant", "pngquant 2.17"]],
+        "records": [bench.asdict(r) for r in records],
+    }
+    path = tmp_path / "results.json"
+    path.write_text(bench.json.dumps(meta))
+    report, command = bench.rerender(path)
+    assert command == "benchmarks/bench.py --k 16"
+    row = next(line for line in report.splitlines() if line.startswith("| kmeanscli lib |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # time: sqrt(2.0 * 0.5) = 1; MSE: sqrt(0.9 * 0.4) = 0.6; bytes: sqrt(1.1 * 0.9)
+    assert cells[1:5] == ["16", "1.250", f"{(bench.psnr(90) + bench.psnr(40)) / 2:.2f}", "2,000"]
+    assert cells[5:8] == ["1.00", "0.600", f"{(1.1 * 0.9) ** 0.5:.3f}"]
+    assert "| k=16: MSE ≤ 0.93× pngquant | 0.600 | yes |" in report
+    assert "| k=16: bytes ≤ 1.0× pngquant | 0.995 | yes |" in report
+    assert "Run 2026-01-02 03:04 UTC, 1 min" in report
