@@ -387,7 +387,7 @@ def tool_versions() -> dict[str, str]:
         m = re.search(r"ImageMagick (\S+)", out)
         versions["imagemagick"] = m.group(1) if m else out.splitlines()[0] if out else "?"
     km = package_dir("kmeanscli")
-    if km is not None:
+    if km is not None and shutil.which("git"):
         git = subprocess.run(
             ["git", "-C", str(km), "describe", "--always", "--dirty"],
             capture_output=True,
