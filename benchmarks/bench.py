@@ -1331,18 +1331,6 @@ def rerender(path: Path) -> tuple[str, str]:
     keys = list(dict.fromkeys([*labels, *(r.tool for r in records)]))
     tools = [Tool(key, labels.get(key, key), _no_run) for key in keys]
     meta = dict(data)
-    if "photos" not in meta:  # a file from before "photos" was saved
-        photos = {r.image: r.megapixels for r in records if not r.large}
-        meta["photos"] = sorted(photos.items(), key=lambda p: [n for n, *_ in PHOTOS].index(p[0]))
-        meta["repeats"] = max(
-            (len(r.times) for r in records if not r.large and not r.cached), default=1
-        )
-        meta["large"] = (
-            {"width": MOSAIC_SIZE[0], "height": MOSAIC_SIZE[1]}
-            if any(r.large for r in records)
-            else None
-        )
-        meta["no_batch"] = False
     return render(meta, records, tools, data.get("startup"), data.get("batch")), data["command"]
 
 
