@@ -162,6 +162,12 @@ def compress_file(
     src_path = Path(src) if isinstance(src, (str, os.PathLike)) else None
     label = input_name or (str(src_path) if src_path is not None else "-")
 
+    if src_path is not None:  # input errors first, before deriving an output from the name
+        if src_path.is_dir():
+            raise InputError(f"{label}: is a directory, not an image file")
+        if not src_path.exists():
+            raise InputError(f"{label}: no such file")
+
     out_path: Path | None
     stream: BinaryIO | None = None
     if dst is None:
