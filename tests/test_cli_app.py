@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import signal
 import subprocess
@@ -256,3 +257,49 @@ def test_errors_in_a_real_process(tmp_path: Path) -> None:
     p = run_module(["compress", str(tmp_path)])
     assert p.returncode == 1 and b"Traceback" not in p.stderr
     assert files_in(tmp_path) == {"bad.png"}
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_progress_only_on_a_terminal_and_not_quiet(monkeypatch) -> None:
+    from kmeanscli.cli import console
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert not console.progress_enabled(quiet=False)  # not a terminal
+    monkeypatch.setattr(sys, "stderr", Tty())
+    monkeypatch.setenv("TERM", "xterm")
+    assert console.progress_enabled(quiet=False)
+    assert not console.progress_enabled(quiet=True)
+    monkeypatch.setenv("TERM", "dumb")
+    assert not console.progress_enabled(quiet=False)
+
+
+def test_stages_spinner_names_the_stage(monkeypatch) -> None:
+    from rich.console import Console
+
+    from kmeanscli.cli import console
+
+    buf = io.StringIO()
+    monkeypatch.setattr(
+        console, "err_console", lambda: Console(file=buf, force_terminal=True, width=80)
+    )
+    with console.Stages(True, delay=0.0) as stages:
+        stages("fit")
+        deadline = time.monotonic() + 30
+        while stages._status is None:  # the timer thread starts the spinner
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        stages("assign")
+    assert "Fitting k-means" in buf.getvalue() or "Mapping pixels" in buf.getvalue()
+    assert stages._status is None  # stopped on exit
+    # disabled: nothing at all
+    quiet = io.StringIO()
+    monkeypatch.setattr(console, "err_console", lambda: Console(file=quiet, force_terminal=True))
+    with console.Stages(False, delay=0.0) as stages:
+        stages("fit")
+    assert quiet.getvalue() == ""
