@@ -107,11 +107,15 @@ class _Histogram:
 
 
 def _pack_rgb(flat: np.ndarray) -> np.ndarray:
-    codes = flat[:, 0].astype(np.uint32)
-    codes <<= 8
-    codes |= flat[:, 1]
-    codes <<= 8
-    codes |= flat[:, 2]
+    """``r << 16 | g << 8 | b`` as uint32, in chunks to keep temporaries small."""
+    codes = np.empty(len(flat), dtype=np.uint32)
+    step = 1 << 20
+    for start in range(0, len(flat), step):
+        part = flat[start : start + step]
+        out = codes[start : start + step]
+        np.left_shift(part[:, 0], 16, out=out, dtype=np.uint32)
+        out |= part[:, 1].astype(np.uint32) << 8
+        out |= part[:, 2]
     return codes
 
 
