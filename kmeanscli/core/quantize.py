@@ -264,6 +264,7 @@ def _refine(
     whose bins carry their mean colour.
     """
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     points, weights = colors.astype(np.float32), counts.astype(np.float32)
     for bits in (7, 6):
@@ -282,7 +283,11 @@ def _refine(
         algorithm="lloyd",
         random_state=seed,
     )
-    model.fit(points, sample_weight=weights)
+    # One OpenMP thread: scikit-learn's Lloyd step adds the per-thread partial sums in the
+    # order the threads finish, so with more threads the centres (and the output bytes)
+    # depend on the thread count, and with three or more can differ from run to run.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(points, sample_weight=weights)
     return model.cluster_centers_.astype(np.float32)
 
 
