@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from kmeanscli.cli.app import run
 
 # One OpenMP thread for scikit-learn: on a busy 2-core machine its spinning worker threads
-# make small fits several times slower. Results do not depend on it (test_cli_app checks).
+# make small fits several times slower. Results do not depend on it (test_quantize checks).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "100", "TERM": "dumb"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from conftest import ERROR_PREFIX, files_in, png_bytes, run_module, subprocess_env, synthetic
+from conftest import ERROR_PREFIX, files_in, png_bytes, run_module, subprocess_env
 
 import kmeanscli
 from kmeanscli.cli.app import app
@@ -221,26 +221,6 @@ def test_sigint_exits_130_and_leaves_nothing(big_png: Path, tmp_path: Path, sour
     assert out == b""
     assert files_in(work) == {"big.png"}
     assert src.read_bytes() == before
-
-
-# --------------------------------------------------------------------------- determinism
-
-
-def test_same_bytes_whatever_the_thread_count(tmp_path: Path) -> None:
-    src = tmp_path / "in.png"
-    src.write_bytes(png_bytes(synthetic(96, 64)))
-    outputs = []
-    for threads in ("1", "2"):
-        out = tmp_path / f"o{threads}.png"
-        p = subprocess.run(
-            [sys.executable, "-m", "kmeanscli", "compress", str(src), "-k", "16", "-o", str(out)],
-            capture_output=True,
-            env=subprocess_env(OMP_NUM_THREADS=threads),
-            timeout=120,
-        )
-        assert p.returncode == 0, p.stderr
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1]
 
 
 def test_errors_in_a_real_process(tmp_path: Path) -> None:

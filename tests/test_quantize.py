@@ -373,3 +373,17 @@ def test_quality_floor_against_full_kmeans(name: str, k: int) -> None:
     assert r.mse == pytest.approx(ours)
     reference = _reference_mse(pixels, k)
     assert ours <= 1.03 * reference, (ours, reference)
+
+
+def test_same_result_whatever_the_thread_count() -> None:
+    """The palette must not depend on how many OpenMP threads scikit-learn uses."""
+    from threadpoolctl import threadpool_limits
+
+    pixels = _bundled("china")
+    results = []
+    for threads in (1, 2, 3):
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            results.append(quantize(pixels, 64, seed=0))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r.palette, results[0].palette)
+        np.testing.assert_array_equal(r.indices, results[0].indices)
