@@ -156,7 +156,7 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     Returns
     -------
     labels : ndarray of intp, shape (n,)
-        Ties go to the lowest index.
+        Ties go to the lowest index on the blockwise path; the KD-tree may pick any tied centre.
     sqdist : ndarray of float32, shape (n,)
 
     Notes
