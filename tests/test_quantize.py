@@ -140,7 +140,7 @@ def test_coarse_histogram_path_is_exact_too() -> None:
     """Above the coarse-histogram threshold the assignment is still exact and exactly k."""
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, size=(180, 160, 3), dtype=np.uint8)
-    assert distinct(pixels) > qmod._COARSE_MIN_COLORS
+    assert distinct(pixels) > getattr(qmod, "_COARSE_MIN_COLORS", 20_000)
     r = quantize(pixels, 12, seed=0)
     check_invariants(pixels, 12, r)
     assert r.colors == 12
@@ -282,7 +282,7 @@ def test_nearest_exact_at_the_extremes() -> None:
     np.testing.assert_array_equal(sq, [0, 0, 0, 1])
 
 
-@pytest.mark.parametrize("n_pixels", [1000, qmod._BINCOUNT_MIN_PIXELS + 10])
+@pytest.mark.parametrize("n_pixels", [1000, getattr(qmod, "_BINCOUNT_MIN_PIXELS", 1 << 19) + 10])
 def test_histogram_counts(n_pixels: int) -> None:
     rng = np.random.default_rng(5)
     flat = rng.integers(0, 4, size=(n_pixels, 3), dtype=np.uint8) * 60
@@ -387,3 +387,15 @@ def test_same_result_whatever_the_thread_count() -> None:
     for r in results[1:]:
         np.testing.assert_array_equal(r.palette, results[0].palette)
         np.testing.assert_array_equal(r.indices, results[0].indices)
+
+
+def test_nearest_on_the_kd_tree_path_is_exact() -> None:
+    """Many points and centres take the KD-tree: still the truly nearest, exact distances."""
+    rng = np.random.default_rng(4)
+    points = rng.integers(0, 256, size=(getattr(qmod, "_KDTREE_MIN_POINTS", 50_000) + 5000, 3))
+    centers = rng.integers(0, 256, size=(getattr(qmod, "_KDTREE_MIN_CENTERS", 32) + 8, 3))
+    centers[9] = centers[2]
+    labels, sq = nearest(points, centers)
+    d = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(d[np.arange(len(points)), labels], d.min(axis=1))
+    np.testing.assert_array_equal(sq, d.min(axis=1).astype(np.float32))
