@@ -112,8 +112,16 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
 
 
 def decode_png(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
+    """Decode image bytes (any format) with Pillow."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+    return img
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and load an image file, closing the file at once."""
+    with Image.open(path) as img:
+        img.load()
     return img
 
 

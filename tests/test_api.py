@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import colours_of, decode_png, files_in, png_bytes, synthetic
-from PIL import Image, ImageCms
+from conftest import colours_of, decode_png, files_in, load_image, png_bytes, synthetic
+from PIL import ImageCms
 
 import kmeanscli
 from kmeanscli import (
@@ -65,11 +65,11 @@ def test_compress_file_writes_a_palette_png(make_image, tmp_path: Path) -> None:
     assert set(d) >= JSON_FIELDS
     assert d["input"] == str(src) and d["output"] == str(dst)
     assert (d["width"], d["height"], d["k"], d["colors"], d["seed"]) == (64, 48, 8, 8, 0)
-    assert d["unique_colors_in"] == len(colours_of(Image.open(src)))
+    assert d["unique_colors_in"] == len(colours_of(load_image(src)))
     assert d["bytes_in"] == src.stat().st_size
     assert d["bytes_out"] == dst.stat().st_size
     assert d["ratio"] == pytest.approx(d["bytes_out"] / d["bytes_in"], abs=1e-6)
-    original = np.asarray(Image.open(src).convert("RGB")).astype(float)
+    original = np.asarray(load_image(src).convert("RGB")).astype(float)
     out = np.asarray(img.convert("RGB")).astype(float)
     real_mse = float(((original - out) ** 2).mean())
     assert d["mse"] == pytest.approx(real_mse, abs=1e-5)
@@ -159,7 +159,7 @@ def test_lossless_and_notes(make_image, tmp_path: Path) -> None:
     assert report.mse == 0 and report.psnr == math.inf
     assert report.to_dict()["psnr"] is None
     assert any("only 3 colours" in w for w in report.warnings)
-    back = np.asarray(Image.open(tmp_path / "o.png").convert("RGB"))
+    back = np.asarray(load_image(tmp_path / "o.png").convert("RGB"))
     np.testing.assert_array_equal(back, synthetic(20, 10, colors=3))
 
 
@@ -180,8 +180,8 @@ def test_icc_kept_and_stripped(make_image, tmp_path: Path) -> None:
     src = make_image("icc.png", save={"icc_profile": srgb})
     compress_file(src, tmp_path / "kept.png", 4)
     compress_file(src, tmp_path / "gone.png", 4, strip=True)
-    assert Image.open(tmp_path / "kept.png").info.get("icc_profile") == srgb
-    assert not Image.open(tmp_path / "gone.png").info.get("icc_profile")
+    assert load_image(tmp_path / "kept.png").info.get("icc_profile") == srgb
+    assert not load_image(tmp_path / "gone.png").info.get("icc_profile")
 
 
 def test_progress_stages(make_image, tmp_path: Path) -> None:
@@ -263,7 +263,7 @@ def test_directory_input_with_default_output(tmp_path: Path, monkeypatch) -> Non
 def test_sample_image() -> None:
     path = sample_image()
     assert path.name == "china.jpg" and path.is_file()
-    img = Image.open(path)
+    img = load_image(path)
     assert img.size == (640, 427)
 
 

@@ -14,6 +14,7 @@ from conftest import (
     colours_of,
     decode_png,
     files_in,
+    load_image,
     png_bytes,
     synthetic,
 )
@@ -84,7 +85,7 @@ def test_long_flags(cli, make_image, tmp_path: Path) -> None:
         "256",
     )
     assert r.code == 0, r.stderr
-    assert len(colours_of(Image.open(tmp_path / "o.png"))) == 5
+    assert len(colours_of(load_image(tmp_path / "o.png"))) == 5
 
 
 def test_default_k_is_16_and_default_output(cli, make_image, tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_default_k_is_16_and_default_output(cli, make_image, tmp_path: Path) -> 
     assert r.code == 0, r.stderr
     out = tmp_path / "photo-k16.png"
     assert files_in(tmp_path) == {"photo.png", "photo-k16.png"}
-    assert len(colours_of(Image.open(out))) == 16
+    assert len(colours_of(load_image(out))) == 16
     r = cli("compress", src, "-k", "4")
     assert r.code == 0 and (tmp_path / "photo-k4.png").is_file()
 
@@ -174,7 +175,7 @@ def test_sample_writes_into_cwd(cli, tmp_path: Path, monkeypatch) -> None:
     r = cli("compress", "--sample", "-k", "4", "--max-iter", "10")
     assert r.code == 0, r.stderr
     assert files_in(tmp_path) == {"china-k4.png"}
-    img = Image.open(tmp_path / "china-k4.png")
+    img = load_image(tmp_path / "china-k4.png")
     assert img.size == (640, 427)
     assert len(colours_of(img)) == 4
     assert "china.jpg → china-k4.png" in r.stderr
@@ -217,9 +218,9 @@ def test_json(cli, make_image, tmp_path: Path) -> None:
     assert (d["width"], d["height"], d["k"], d["colors"], d["seed"]) == (50, 40, 7, 7, 9)
     assert d["bytes_in"] == src.stat().st_size and d["bytes_out"] == out.stat().st_size
     assert d["ratio"] == pytest.approx(d["bytes_out"] / d["bytes_in"], abs=1e-6)
-    assert d["unique_colors_in"] == len(colours_of(Image.open(src)))
-    a = np.asarray(Image.open(src).convert("RGB")).astype(float)
-    b = np.asarray(Image.open(out).convert("RGB")).astype(float)
+    assert d["unique_colors_in"] == len(colours_of(load_image(src)))
+    a = np.asarray(load_image(src).convert("RGB")).astype(float)
+    b = np.asarray(load_image(out).convert("RGB")).astype(float)
     assert d["mse"] == pytest.approx(((a - b) ** 2).mean(), abs=1e-5)
     assert d["psnr"] > 10
     assert d["seconds"] >= 0
@@ -301,7 +302,7 @@ def test_preview_without_display_warns_and_writes(
     assert r.code == 0, r.stderr
     warnings = [line for line in r.stderr_lines if line.startswith("kmeanscli: warning:")]
     assert len(warnings) == 1 and "display" in warnings[0]
-    assert len(colours_of(Image.open(tmp_path / "o.png"))) == 4
+    assert len(colours_of(load_image(tmp_path / "o.png"))) == 4
 
 
 # --------------------------------------------------------------------------- alpha, modes, metadata
@@ -334,7 +335,7 @@ def test_k256_with_transparency(cli, make_image, tmp_path: Path) -> None:
     d = json.loads(r.stdout)
     assert d["colors"] == 255 and d["k"] == 256
     assert "255 colours + the transparent one" in r.stderr
-    colours = colours_of(Image.open(tmp_path / "o.png"))
+    colours = colours_of(load_image(tmp_path / "o.png"))
     assert len(colours) == 256 and sum(1 for c in colours if c[3] == 0) == 1
 
 
@@ -380,21 +381,21 @@ def test_input_modes(cli, tmp_path: Path, mode: str, ext: str) -> None:
     img, save = _mode_image(mode)
     src = tmp_path / f"in{ext}"
     img.save(src, **save)
-    assert Image.open(src).mode == mode
+    assert load_image(src).mode == mode
     r = cli("compress", src, "-k", "4", "-o", tmp_path / "o.png", "--json")
     assert r.code == 0, r.stderr
     d = json.loads(r.stdout)
     assert (d["width"], d["height"]) == (24, 16)
-    out = Image.open(tmp_path / "o.png")
+    out = load_image(tmp_path / "o.png")
     assert out.mode == "P" and out.size == (24, 16)
-    n_in = len(colours_of(Image.open(src)))
+    n_in = len(colours_of(load_image(src)))
     assert d["colors"] == min(4, d["unique_colors_in"])
     assert len(colours_of(out)) <= 5
     if mode == "1":
         assert n_in == 2 and d["lossless"] and d["colors"] == 2
     if mode == "P":
         back = np.asarray(out.convert("RGBA"))
-        idx = np.asarray(Image.open(src))
+        idx = np.asarray(load_image(src))
         assert ((back[..., 3] == 0) == (idx == 0)).all()  # transparency survives
 
 
@@ -408,7 +409,7 @@ def test_exif_orientation(cli, tmp_path: Path, ext: str) -> None:
     Image.fromarray(a).save(src, exif=exif, **({"quality": 100} if ext == ".jpg" else {}))
     r = cli("compress", src, "-k", "2", "-o", tmp_path / "o.png")
     assert r.code == 0, r.stderr
-    out = np.asarray(Image.open(tmp_path / "o.png").convert("RGB")).astype(int)
+    out = np.asarray(load_image(tmp_path / "o.png").convert("RGB")).astype(int)
     assert out.shape == (20, 10, 3)
     # counter-clockwise: the right (red) half ends on top
     assert (out[:8, :, 0] > 200).all() and (out[:8, :, 1] < 60).all()
@@ -419,10 +420,10 @@ def test_icc_profile_kept_and_stripped(cli, make_image, tmp_path: Path) -> None:
     src = make_image("in.png", save={"icc_profile": SRGB})
     assert cli("compress", src, "-k", "4", "-o", tmp_path / "kept.png").code == 0
     assert cli("compress", src, "-k", "4", "-o", tmp_path / "gone.png", "--strip").code == 0
-    assert Image.open(tmp_path / "kept.png").info.get("icc_profile") == SRGB
-    assert not Image.open(tmp_path / "gone.png").info.get("icc_profile")
+    assert load_image(tmp_path / "kept.png").info.get("icc_profile") == SRGB
+    assert not load_image(tmp_path / "gone.png").info.get("icc_profile")
     assert cli("compress", src, "-k", "4", "-o", tmp_path / "kept.webp").code == 0
-    assert Image.open(tmp_path / "kept.webp").info.get("icc_profile") == SRGB
+    assert load_image(tmp_path / "kept.webp").info.get("icc_profile") == SRGB
 
 
 # --------------------------------------------------------------------------- bad input
@@ -499,7 +500,7 @@ def test_max_pixels_accepts(cli, make_image, tmp_path: Path, monkeypatch) -> Non
     r = cli("compress", src, "-k", "3", "-o", tmp_path / "o.png", "--max-pixels", "2000")
     assert r.code == 0, r.stderr
     monkeypatch.undo()
-    assert Image.open(tmp_path / "o.png").size == (50, 40)
+    assert load_image(tmp_path / "o.png").size == (50, 40)
     cli("compress", src, "--max-pixels", "0").assert_one_error(2, "--max-pixels")
 
 
@@ -604,6 +605,6 @@ def test_stdout_image_never_mixed_with_text(cli, make_image) -> None:
     assert r.code == 0
     img = decode_png(r.stdout_bytes)
     assert img.format == "PNG"
-    assert Image.open(io.BytesIO(r.stdout_bytes)).size == (20, 10)
+    assert load_image(io.BytesIO(r.stdout_bytes)).size == (20, 10)
     assert "only 3 colours" in r.stderr
     assert not any(line.startswith(ERROR_PREFIX) for line in r.stderr_lines)

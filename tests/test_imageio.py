@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import colours_of, decode_png, files_in, png_bytes, synthetic
+from conftest import colours_of, decode_png, files_in, load_image, png_bytes, synthetic
 from PIL import Image, ImageCms
 
 from kmeanscli import InputError, OutputError, UsageError, quantize
@@ -44,7 +44,7 @@ def test_opaque_modes_decode_to_rgb(mode: str, fmt: str) -> None:
     assert d.format == fmt
     assert d.bytes_in == len(data)
     assert d.pixels.dtype == np.uint8 and d.pixels.shape == (6, 8, 3)
-    want = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    want = np.asarray(load_image(io.BytesIO(data)).convert("RGB"))
     np.testing.assert_array_equal(d.pixels, want)
 
 
