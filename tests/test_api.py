@@ -25,6 +25,9 @@ from kmeanscli import (
     sample_image,
 )
 
+# The library must not warn (a warning is text on the user's stderr).
+pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")
+
 JSON_FIELDS = {
     "input",
     "output",

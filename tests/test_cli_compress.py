@@ -20,6 +20,9 @@ from conftest import (
 )
 from PIL import Image, ImageCms
 
+# The library must not warn (a warning is text on the user's stderr).
+pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")
+
 JSON_FIELDS = {
     "input",
     "output",

@@ -20,6 +20,9 @@ from kmeanscli.imageio import (
     format_for,
 )
 
+# The library must not warn (a warning is text on the user's stderr).
+pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")
+
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 LAB = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
 

@@ -21,6 +21,9 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
+# The library must not warn (a warning is text on the user's stderr).
+pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")
+
 
 def distinct(pixels: np.ndarray, *, visible_only: bool = True) -> int:
     flat = pixels.reshape(-1, pixels.shape[-1])
