@@ -22,7 +22,7 @@ import numpy as np
 
 from .core.metrics import Scores, mse, scores
 from .core.quantize import MAX_COLORS, QuantizeResult, histogram, quantize
-from .core.search import SearchResult, Target, search_k
+from .core.search import SearchResult, Target, make_targets, search_k
 from .errors import InputError, TargetNotMetError, UsageError
 from .imageio import decode, encode
 
@@ -90,26 +90,6 @@ def parse_methods(text: str) -> tuple[str, ...]:
                 f"--methods {text!r}: unknown method {name!r}; use {', '.join(METHODS)}"
             )
     return tuple(m for m in METHODS if m in names)
-
-
-def make_targets(
-    psnr: float | None = None, ssim: float | None = None, delta_e: float | None = None
-) -> tuple[Target, ...]:
-    """The quality targets given (none, one or several), checked.
-
-    Raises
-    ------
-    UsageError
-        For a value no image can reach or that every image reaches.
-    """
-    out = []
-    for metric, value in (("psnr", psnr), ("ssim", ssim), ("delta_e", delta_e)):
-        if value is not None:
-            try:
-                out.append(Target(metric, float(value)))
-            except ValueError as exc:
-                raise UsageError(str(exc).rstrip(".")) from None
-    return tuple(out)
 
 
 def pillow_quantize(pixels: np.ndarray, k: int, method: str) -> QuantizeResult:
