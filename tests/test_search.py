@@ -120,7 +120,7 @@ def test_bad_targets(metric, value, message):
 def test_make_targets_names_the_flag():
     assert make_targets() == ()
     assert make_targets(30, None, 2) == (Target("psnr", 30.0), Target("delta_e", 2.0))
-    with pytest.raises(UsageError, match="^--target-ssim 1.2: an SSIM target must be"):
+    with pytest.raises(UsageError, match=r"^--target-ssim 1\.2: an SSIM target must be"):
         make_targets(ssim=1.2)
 
 
