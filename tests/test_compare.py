@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
+from sklearn.cluster import MiniBatchKMeans  # noqa: F401  (loads OpenMP before the limit)
 from threadpoolctl import threadpool_limits
 
 from kmeanscli import quantize
