@@ -160,7 +160,10 @@ def _db(value: float) -> str:
 
 
 def _grid_shape(n: int) -> tuple[int, int]:
-    cols = min(4, n)
+    """Columns and rows for ``n`` panels: 4 or 3 columns, whichever leaves fewer holes."""
+    if n <= 4:
+        return n, 1
+    cols = min((4, 3), key=lambda c: (-n % c, -c))
     return cols, -(-n // cols)
 
 
