@@ -59,7 +59,8 @@ Quiet = Annotated[
 Preview = Annotated[
     bool,
     typer.Option(
-        "--preview", help="Show original, result and palette in a window (needs a display)."
+        "--preview",
+        help="Show the --plot figure in a window (without a display: a warning, no window).",
     ),
 ]
 Plot = Annotated[
