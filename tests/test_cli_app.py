@@ -115,15 +115,12 @@ def test_unknown_command(cli) -> None:
 
 
 def test_exit_statuses_documented() -> None:
-    assert [(s.name, int(s)) for s in ExitStatus] == [
-        ("OK", 0),
-        ("FAILURE", 1),
-        ("USAGE", 2),
-        ("INTERRUPTED", 130),
-    ]
+    statuses = {s.name: int(s) for s in ExitStatus}
+    assert {"OK": 0, "FAILURE": 1, "USAGE": 2, "INTERRUPTED": 130}.items() <= statuses.items()
+    assert len(set(statuses.values())) == len(statuses)
     readme = README.read_text()
-    for code in (0, 1, 2, 130):
-        assert f"| {code} |" in readme
+    for code in statuses.values():
+        assert f"| {code} |" in readme, code
 
 
 def test_keyboard_interrupt_in_process(cli, make_image, tmp_path: Path, monkeypatch) -> None:
