@@ -329,7 +329,14 @@ def _smallest_png(img, kwargs: dict[str, object]) -> io.BytesIO:
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
+    """Open a temporary file beside ``path``; rename it over ``path`` only on success.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or writing fails (disk full, I/O error ...);
+        the temporary file is removed and an existing ``path`` is left as it was.
+    """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.exists():
@@ -349,6 +356,10 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as exc:  # disk full, quota, I/O error ...: a user error, not a traceback
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp)
