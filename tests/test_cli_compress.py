@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -611,3 +612,62 @@ def test_stdout_image_never_mixed_with_text(cli, make_image) -> None:
     assert load_image(io.BytesIO(r.stdout_bytes)).size == (20, 10)
     assert "only 3 colours" in r.stderr
     assert not any(line.startswith(ERROR_PREFIX) for line in r.stderr_lines)
+
+
+def _unwritable_folder() -> Path | None:
+    """A folder that even root cannot create files in (sysfs), if this machine has one."""
+    import tempfile
+
+    folder = Path("/sys")
+    if not folder.is_dir():
+        return None
+    try:
+        fd, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return folder
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def test_unwritable_output_folder(cli, make_image, tmp_path: Path) -> None:
+    folder = _unwritable_folder()
+    if folder is None:
+        pytest.skip("no folder here that root cannot write in")
+    src = make_image("in.png")
+    before = snapshot(tmp_path)
+    cli("compress", src, "-o", folder / "kmeanscli-test.png").assert_one_error(1, "cannot write")
+    assert not (folder / "kmeanscli-test.png").exists()
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
+def test_disk_full_while_writing(cli, make_image, tmp_path: Path, monkeypatch, failing) -> None:
+    """An OS error while writing (disk full, quota, I/O error): one line, nothing left."""
+    import errno
+
+    import kmeanscli.imageio as imageio
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    src = make_image("in.png")
+    (tmp_path / "old.png").write_bytes(b"old")
+    before = snapshot(tmp_path)
+    if failing == "write":
+        real_fdopen = os.fdopen
+
+        class Full(io.BufferedWriter):
+            def write(self, data):
+                no_space()
+
+        def fdopen(fd, mode="r", *args, **kwargs):
+            return Full(real_fdopen(fd, "wb", buffering=0)) if "w" in mode else real_fdopen(fd)
+
+        monkeypatch.setattr(imageio.os, "fdopen", fdopen)
+    else:
+        monkeypatch.setattr(imageio.os, failing, no_space)
+    r = cli("compress", src, "-o", tmp_path / "old.png", "--force")
+    monkeypatch.undo()
+    r.assert_one_error(1, "old.png", "No space left on device")
+    assert snapshot(tmp_path) == before  # no temp file, the old output intact

@@ -419,3 +419,14 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_atomic_write_os_error_becomes_output_error(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    message = r"out\.bin: cannot write: Input/output error"
+    with pytest.raises(OutputError, match=message), atomic_write(target) as fh:
+        fh.write(b"new")
+        raise OSError(5, "Input/output error")
+    assert target.read_bytes() == b"old"
+    assert files_in(tmp_path) == {"out.bin"}
