@@ -241,8 +241,13 @@ def compress_file(
         out_label = str(out_path)
     else:
         assert stream is not None
-        stream.write(data)
-        stream.flush()
+        try:
+            stream.write(data)
+            stream.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(f"-: cannot write: {exc.strerror or exc}") from exc
         out_label = "-"
     if result.transparent_index is not None and k == 256 and result.colors == 255:
         notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")

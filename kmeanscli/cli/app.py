@@ -91,6 +91,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return ExitStatus.FAILURE
+    except OSError as exc:  # stdout unwritable (disk full, I/O error): one line, no traceback
+        _silence_stdout()
+        where = f"{exc.filename}: " if exc.filename else "cannot write to stdout: "
+        error(f"{where}{exc.strerror or exc}")
+        return ExitStatus.FAILURE
     if rv == ExitStatus.INTERRUPTED:
         error("interrupted")
     return int(rv) if isinstance(rv, int) else ExitStatus.OK
