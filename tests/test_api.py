@@ -277,3 +277,22 @@ def test_input_never_modified(make_image, tmp_path: Path) -> None:
     compress_file(src, tmp_path / "out.webp", 4)
     compress_file(src, tmp_path / "out.png", 4)
     assert src.read_bytes() == before and os.stat(src).st_mtime_ns == mtime
+
+
+def test_stream_write_errors() -> None:
+    import errno
+
+    data = png_bytes(synthetic(8, 8))
+
+    class Full(io.BytesIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    class Gone(io.BytesIO):
+        def write(self, b):
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    with pytest.raises(OutputError, match="No space left on device"):
+        compress_file(data, Full(), 4)
+    with pytest.raises(BrokenPipeError):  # left to the CLI, which ends quietly
+        compress_file(data, Gone(), 4)

@@ -280,3 +280,32 @@ def test_stages_spinner_names_the_stage(monkeypatch) -> None:
     with console.Stages(False, delay=0.0) as stages:
         stages("fit")
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compress", "{src}", "-k", "3", "-o", "-"],
+        ["compress", "{src}", "-k", "3", "-o", "{out}", "--json"],
+        ["--version"],
+    ],
+)
+def test_stdout_full(tmp_path: Path, argv: list[str]) -> None:
+    """stdout on a full disk: one error line, exit 1, no traceback."""
+    src = tmp_path / "in.png"
+    src.write_bytes(png_bytes(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)))
+    args = [a.format(src=src, out=tmp_path / "o.png") for a in argv]
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(
+            [sys.executable, "-m", "kmeanscli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=subprocess_env(),
+            timeout=120,
+        )
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    errors = [line for line in err.splitlines() if line.startswith(ERROR_PREFIX)]
+    assert len(errors) == 1 and "No space left on device" in errors[0]
