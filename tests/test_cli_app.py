@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from conftest import ERROR_PREFIX, files_in, png_bytes, run_module, subprocess_env
+from conftest import ERROR_PREFIX, files_in, png_bytes, run_module, subprocess_env, synthetic
 
 import kmeanscli
 from kmeanscli.cli.app import app
@@ -309,3 +310,51 @@ def test_stdout_full(tmp_path: Path, argv: list[str]) -> None:
     assert "Traceback" not in err and "Exception ignored" not in err
     errors = [line for line in err.splitlines() if line.startswith(ERROR_PREFIX)]
     assert len(errors) == 1 and "No space left on device" in errors[0]
+
+
+def test_image_bytes_never_go_to_a_terminal(tmp_path: Path) -> None:
+    """``-o -`` with stdout on a terminal is refused (exit 2) before any work."""
+    pty = pytest.importorskip("pty")
+    src = tmp_path / "in.png"
+    src.write_bytes(png_bytes(synthetic(8, 8)))
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "kmeanscli", "compress", str(src), "-o", "-"],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            env=subprocess_env(),
+            timeout=120,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert p.returncode == 2
+    err = p.stderr.decode()
+    assert err.startswith(ERROR_PREFIX) and err.count("\n") == 1 and "terminal" in err
+    assert files_in(tmp_path) == {"in.png"}
+
+
+def test_preview_with_an_unreachable_display(tmp_path: Path) -> None:
+    """DISPLAY set but no X server: --preview warns and the output is still written."""
+    src = tmp_path / "in.png"
+    src.write_bytes(png_bytes(synthetic(16, 12)))
+    p = subprocess.run(
+        [sys.executable, "-m", "kmeanscli", "compress", str(src), "-k", "3", "--preview", "-q"],
+        capture_output=True,
+        env=subprocess_env(DISPLAY=":97"),
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == b"" and p.stdout == b""  # -q: not even the warning
+    assert files_in(tmp_path) == {"in.png", "in-k3.png"}
+    p = subprocess.run(
+        [sys.executable, "-m", "kmeanscli", "compress", str(src), "-k", "3", "--preview", "-f"],
+        capture_output=True,
+        env=subprocess_env(DISPLAY=":97"),
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    warnings = [ln for ln in p.stderr.decode().splitlines() if ln.startswith("kmeanscli: warn")]
+    assert len(warnings) == 1 and "display" in warnings[0]
+    assert "Traceback" not in p.stderr.decode()

@@ -671,3 +671,12 @@ def test_disk_full_while_writing(cli, make_image, tmp_path: Path, monkeypatch, f
     monkeypatch.undo()
     r.assert_one_error(1, "old.png", "No space left on device")
     assert snapshot(tmp_path) == before  # no temp file, the old output intact
+
+
+@pytest.mark.parametrize(("ext", "magic"), [(".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_plot_svg_and_pdf(cli, make_image, tmp_path: Path, ext: str, magic: bytes) -> None:
+    src = make_image("in.png", width=30, height=20)
+    r = cli("compress", src, "-k", "3", "-o", tmp_path / "o.png", "--plot", tmp_path / f"f{ext}")
+    assert r.code == 0, r.stderr
+    assert (tmp_path / f"f{ext}").read_bytes().startswith(magic)
+    assert files_in(tmp_path) == {"in.png", "o.png", f"f{ext}"}
