@@ -402,3 +402,24 @@ def test_nearest_on_the_kd_tree_path_is_exact() -> None:
     d = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2)
     np.testing.assert_array_equal(d[np.arange(len(points)), labels], d.min(axis=1))
     np.testing.assert_array_equal(sq, d.min(axis=1).astype(np.float32))
+
+
+def test_very_colourful_image_is_exact() -> None:
+    """Over 150k distinct colours (coarse fit, coarse refinement, KD-tree assignment)."""
+    k = 256
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(0, 256, size=(400, 400, 3), dtype=np.uint8)
+    r = quantize(pixels, k, seed=0)
+    assert r.colors == k and len(r.palette) == k
+    assert r.counts.sum() == 400 * 400 and (r.counts > 0).all()
+    flat = pixels.reshape(-1, 3).astype(np.int64)
+    idx = r.indices.ravel()
+    pal = r.palette.astype(np.int64)
+    total = 0
+    for start in range(0, len(flat), 20_000):
+        x = flat[start : start + 20_000]
+        d = ((x[:, None, :] - pal[None]) ** 2).sum(axis=2)
+        got = d[np.arange(len(x)), idx[start : start + 20_000]]
+        np.testing.assert_array_equal(got, d.min(axis=1))
+        total += int(got.sum())
+    assert r.mse == pytest.approx(total / flat.size, rel=1e-12)
