@@ -680,3 +680,14 @@ def test_plot_svg_and_pdf(cli, make_image, tmp_path: Path, ext: str, magic: byte
     assert r.code == 0, r.stderr
     assert (tmp_path / f"f{ext}").read_bytes().startswith(magic)
     assert files_in(tmp_path) == {"in.png", "o.png", f"f{ext}"}
+
+
+def test_paths_with_markup_are_printed_verbatim(cli, make_image, tmp_path: Path) -> None:
+    src = make_image("a [bold]b [link=x]c.png")
+    out = tmp_path / "o [red]x.png"
+    r = cli("compress", src, "-k", "3", "-o", out)
+    assert r.code == 0, r.stderr
+    assert f"{src} → {out}" in r.stderr
+    out.write_bytes(b"exists")
+    line = cli("compress", src, "-k", "3", "-o", out).assert_one_error(1, "already exists")
+    assert str(out) in line
