@@ -252,7 +252,11 @@ def compress_file(
     if result.transparent_index is not None and k == 256 and result.colors == 255:
         notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
     if result.lossless:
-        notes.insert(0, f"the image has only {result.colors} colours: all kept exactly")
+        if result.colors == 0:
+            notes.insert(0, "the image is fully transparent: kept exactly")
+        else:
+            plural = "colour" if result.colors == 1 else "colours"
+            notes.insert(0, f"the image has only {result.colors} {plural}: all kept exactly")
     height, width = pixels.shape[:2]
     return CompressReport(
         input=label,
