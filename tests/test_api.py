@@ -296,3 +296,19 @@ def test_stream_write_errors() -> None:
         compress_file(data, Full(), 4)
     with pytest.raises(BrokenPipeError):  # left to the CLI, which ends quietly
         compress_file(data, Gone(), 4)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "note"),
+    [
+        (np.zeros((3, 4, 4), dtype=np.uint8), "the image is fully transparent: kept exactly"),
+        (np.full((3, 4, 3), 9, dtype=np.uint8), "the image has only 1 colour: all kept exactly"),
+        (synthetic(4, 3, colors=2), "the image has only 2 colours: all kept exactly"),
+    ],
+)
+def test_lossless_notes(tmp_path: Path, pixels: np.ndarray, note: str) -> None:
+    report = compress_file(png_bytes(pixels), tmp_path / "o.png", 8)
+    assert report.lossless and report.warnings[0] == note
+    assert report.colors == (
+        0 if pixels.shape[-1] == 4 else len(np.unique(pixels.reshape(-1, 3), axis=0))
+    )
