@@ -423,3 +423,15 @@ def test_very_colourful_image_is_exact() -> None:
         np.testing.assert_array_equal(got, d.min(axis=1))
         total += int(got.sum())
     assert r.mse == pytest.approx(total / flat.size, rel=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [None, "partial"])
+def test_non_contiguous_input(alpha: str | None) -> None:
+    base = synthetic(41, 33, alpha=alpha)
+    views = [base[:, ::-1], base[::2], np.asfortranarray(base), base.transpose(1, 0, 2)]
+    for view in views:
+        r = quantize(view, 7)
+        c = quantize(np.ascontiguousarray(view), 7)
+        np.testing.assert_array_equal(r.palette, c.palette)
+        np.testing.assert_array_equal(r.indices, c.indices)
+        check_invariants(view, 7, r)
