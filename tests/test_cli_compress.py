@@ -247,8 +247,10 @@ def test_json_lossless_and_stdin(cli, tmp_path: Path) -> None:
 def test_json_with_stdout_output_is_usage_error(cli, make_image, tmp_path: Path) -> None:
     src = make_image("in.png")
     before = snapshot(tmp_path)
-    cli("compress", src, "-o", "-", "--json").assert_one_error(2, "--json")
-    cli("compress", "-", "--json", input=src.read_bytes()).assert_one_error(2, "--json")
+    cli("compress", src, "-o", "-", "--json").assert_one_error(2, "--json", "-o -", "-o FILE")
+    cli("compress", "-", "--json", input=src.read_bytes()).assert_one_error(
+        2, "--json", "stdin", "-o FILE"
+    )
     assert snapshot(tmp_path) == before
 
 

@@ -145,7 +145,8 @@ def compress(
 
     to_stdout = out == "-"
     if to_stdout and json_out:
-        raise UsageError("--json prints on stdout, so it cannot go with -o - (PNG on stdout)")
+        why = "-o - (PNG on stdout)" if output == "-" else "stdin input, whose image goes to stdout"
+        raise UsageError(f"--json prints on stdout, so it cannot go with {why}; give -o FILE")
     if to_stdout and sys.stdout.isatty():
         raise UsageError(
             "refusing to write image data to a terminal; redirect stdout or give -o FILE"
