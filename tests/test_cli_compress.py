@@ -693,3 +693,28 @@ def test_paths_with_markup_are_printed_verbatim(cli, make_image, tmp_path: Path)
     out.write_bytes(b"exists")
     line = cli("compress", src, "-k", "3", "-o", out).assert_one_error(1, "already exists")
     assert str(out) in line
+
+
+def test_plot_never_overwrites_input_or_output(cli, make_image, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = make_image("in.png")
+    before = snapshot(tmp_path)
+    for flags in ([], ["--force"]):
+        cli("compress", "in.png", "-o", "o.png", "--plot", "in.png", *flags).assert_one_error(
+            1, "is the input"
+        )
+        cli("compress", "in.png", "-o", "o.png", "--plot", "./o.png", *flags).assert_one_error(
+            2, "same file"
+        )
+        cli("compress", "in.png", "--plot", "in-k16.png", *flags).assert_one_error(2, "same file")
+    assert snapshot(tmp_path) == before
+    (tmp_path / "fig.png").write_bytes(b"old figure")
+    cli("compress", "in.png", "-o", "o.png", "--plot", "fig.png").assert_one_error(
+        1, "already exists", "--force"
+    )
+    assert (tmp_path / "fig.png").read_bytes() == b"old figure"
+    assert not (tmp_path / "o.png").exists()
+    r = cli("compress", "in.png", "-k", "3", "-o", "o.png", "--plot", "fig.png", "--force")
+    assert r.code == 0, r.stderr
+    assert decode_png((tmp_path / "fig.png").read_bytes()).format == "PNG"
+    assert src.read_bytes() == before["in.png"]

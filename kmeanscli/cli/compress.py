@@ -152,7 +152,13 @@ def compress(
             "refusing to write image data to a terminal; redirect stdout or give -o FILE"
         )
     if plot is not None:
-        _check_plot_path(plot)
+        src_file = src if isinstance(src, Path) else None
+        out_file: Path | None = None
+        if out is not None and not to_stdout:
+            out_file = Path(out)
+        elif out is None and src_file is not None and not targets:
+            out_file = default_output(src_file, colors)
+        _check_plot_path(plot, src_file, out_file, force=force)
     if out is not None and not to_stdout:
         format_for(out)  # an unknown extension is a usage error before any work
 
@@ -206,7 +212,17 @@ def compress(
                 )
 
 
-def _check_plot_path(plot: Path) -> None:
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _check_plot_path(plot: Path, src: Path | None, out: Path | None, *, force: bool) -> None:
+    """Refuse a --plot file that is the input or the output, or exists without --force."""
     from ..errors import OutputError
 
     if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -214,3 +230,9 @@ def _check_plot_path(plot: Path) -> None:
     folder = plot.parent if str(plot.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{plot}: folder {folder} does not exist")
+    if src is not None and _same_path(plot, src):
+        raise OutputError(f"{plot}: --plot is the input file; refusing to overwrite it")
+    if out is not None and _same_path(plot, out):
+        raise UsageError(f"{plot}: --plot and the output are the same file")
+    if plot.exists() and not force:
+        raise OutputError(f"{plot}: already exists (use --force to overwrite)")
