@@ -430,3 +430,11 @@ def test_atomic_write_os_error_becomes_output_error(tmp_path: Path) -> None:
         raise OSError(5, "Input/output error")
     assert target.read_bytes() == b"old"
     assert files_in(tmp_path) == {"out.bin"}
+
+
+def test_mode_i_treated_as_16_bit() -> None:
+    a = np.array([[0, 257, 65535, 100_000, -5]], dtype=np.int32)
+    data = png_bytes(Image.fromarray(a, "I"), "TIFF")
+    d = decode(data)
+    assert d.mode == "I"
+    np.testing.assert_array_equal(d.pixels[..., 0], [[0, 1, 255, 255, 0]])
