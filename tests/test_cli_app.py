@@ -358,3 +358,35 @@ def test_preview_with_an_unreachable_display(tmp_path: Path) -> None:
     warnings = [ln for ln in p.stderr.decode().splitlines() if ln.startswith("kmeanscli: warn")]
     assert len(warnings) == 1 and "display" in warnings[0]
     assert "Traceback" not in p.stderr.decode()
+
+
+def test_stdin_closed_or_a_terminal(tmp_path: Path) -> None:
+    """``-`` with no stdin (closed) or a terminal: one error line, nothing written."""
+    pty = pytest.importorskip("pty")
+    argv = [sys.executable, "-m", "kmeanscli", "compress", "-", "-o", str(tmp_path / "o.png")]
+    p = subprocess.run(
+        argv,
+        capture_output=True,
+        env=subprocess_env(),
+        timeout=120,
+        preexec_fn=lambda: os.close(0),
+    )
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert err.startswith(ERROR_PREFIX) and err.count("\n") == 1 and "stdin" in err
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.run(
+            argv,
+            stdin=follower,
+            capture_output=True,
+            env=subprocess_env(),
+            timeout=120,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    err = p.stderr.decode()
+    assert p.returncode == 2, err
+    assert err.startswith(ERROR_PREFIX) and err.count("\n") == 1 and "terminal" in err
+    assert files_in(tmp_path) == set()

@@ -137,7 +137,7 @@ def compress(
         if output is None and targets:
             out = None  # named after the chosen k, in the current folder
     elif input == "-":
-        src, name = sys.stdin.buffer.read(), "-"
+        src, name = _read_stdin(), "-"
         out = output if output is not None else "-"
     else:
         src, name = Path(input), input
@@ -210,6 +210,20 @@ def compress(
                     "no display for --preview; skipped (use --plot FILE to save the figure)",
                     quiet=quiet,
                 )
+
+
+def _read_stdin() -> bytes:
+    """The image on stdin; refuses a terminal (nothing to read) and a closed stdin."""
+    from ..errors import InputError
+
+    if sys.stdin is None:
+        raise InputError("-: stdin is closed; pipe an image in or give a file")
+    if sys.stdin.isatty():
+        raise UsageError("-: stdin is a terminal; pipe an image in or give a file")
+    try:
+        return sys.stdin.buffer.read()
+    except OSError as exc:
+        raise InputError(f"-: cannot read stdin: {exc.strerror or exc}") from exc
 
 
 def _same_path(a: Path, b: Path) -> bool:
