@@ -390,3 +390,28 @@ def test_stdin_closed_or_a_terminal(tmp_path: Path) -> None:
     assert p.returncode == 2, err
     assert err.startswith(ERROR_PREFIX) and err.count("\n") == 1 and "terminal" in err
     assert files_in(tmp_path) == set()
+
+
+def test_compare_figures_never_overwrite_the_input(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.png").write_bytes(png_bytes(synthetic(12, 10)))
+    before = (tmp_path / "in.png").read_bytes()
+    for option in ("--plot", "--plot-colors"):
+        cli("compare", "in.png", "-k", "2", option, "./in.png").assert_one_error(
+            1, "is an input file"
+        )
+    assert files_in(tmp_path) == {"in.png"}
+    assert (tmp_path / "in.png").read_bytes() == before
+
+
+def test_compare_stdin_closed(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "kmeanscli", "compare", "-", "-k", "2"],
+        capture_output=True,
+        env=subprocess_env(),
+        timeout=120,
+        preexec_fn=lambda: os.close(0),
+    )
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert err.startswith(ERROR_PREFIX) and err.count("\n") == 1 and "stdin" in err

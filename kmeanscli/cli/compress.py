@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..imageio import format_for
 from .app import app
 from .console import Stages, err_console, progress_enabled, warn
+from .inputs import read_stdin, same_path
 from .options import (
     BatchSize,
     Colors,
@@ -137,7 +138,7 @@ def compress(
         if output is None and targets:
             out = None  # named after the chosen k, in the current folder
     elif input == "-":
-        src, name = _read_stdin(), "-"
+        src, name = read_stdin(), "-"
         out = output if output is not None else "-"
     else:
         src, name = Path(input), input
@@ -212,29 +213,6 @@ def compress(
                 )
 
 
-def _read_stdin() -> bytes:
-    """The image on stdin; refuses a terminal (nothing to read) and a closed stdin."""
-    from ..errors import InputError
-
-    if sys.stdin is None:
-        raise InputError("-: stdin is closed; pipe an image in or give a file")
-    if sys.stdin.isatty():
-        raise UsageError("-: stdin is a terminal; pipe an image in or give a file")
-    try:
-        return sys.stdin.buffer.read()
-    except OSError as exc:
-        raise InputError(f"-: cannot read stdin: {exc.strerror or exc}") from exc
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
-
-
 def _check_plot_path(plot: Path, src: Path | None, out: Path | None, *, force: bool) -> None:
     """Refuse a --plot file that is the input or the output, or exists without --force."""
     from ..errors import OutputError
@@ -244,9 +222,9 @@ def _check_plot_path(plot: Path, src: Path | None, out: Path | None, *, force: b
     folder = plot.parent if str(plot.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{plot}: folder {folder} does not exist")
-    if src is not None and _same_path(plot, src):
+    if src is not None and same_path(plot, src):
         raise OutputError(f"{plot}: --plot is the input file; refusing to overwrite it")
-    if out is not None and _same_path(plot, out):
+    if out is not None and same_path(plot, out):
         raise UsageError(f"{plot}: --plot and the output are the same file")
     if plot.exists() and not force:
         raise OutputError(f"{plot}: already exists (use --force to overwrite)")
