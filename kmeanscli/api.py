@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -13,7 +15,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .core.quantize import ProgressCallback, QuantizeResult, quantize
-from .errors import InputError, OutputError
+from .core.search import SearchResult, Target, search_k
+from .errors import InputError, NotSmallerError, OutputError, TargetNotMetError
 from .imageio import atomic_write, decode, encode, format_for
 
 __all__ = ["CompressReport", "compress_file", "default_output", "sample_image"]
@@ -43,6 +46,8 @@ class CompressReport:
     warnings: list[str] = field(default_factory=list)
     result: QuantizeResult | None = field(default=None, repr=False)
     original: np.ndarray | None = field(default=None, repr=False)
+    search: SearchResult | None = field(default=None, repr=False)
+    """How k was chosen, when quality targets were given."""
 
     @property
     def ratio(self) -> float:
@@ -121,6 +126,9 @@ def compress_file(
     format: str | None = None,
     input_name: str | None = None,
     progress: ProgressCallback | None = None,
+    targets: Sequence[Target] = (),
+    skip_if_larger: bool = False,
+    default_dir: str | os.PathLike[str] | None = None,
 ) -> CompressReport:
     """Quantize an image file to ``k`` colours and write the result.
 
@@ -147,6 +155,15 @@ def compress_file(
         Name of the input in the report and in messages (default: its path).
     progress : callable, optional
         Called with the name of each stage as it starts.
+    targets : sequence of Target, optional
+        Quality targets: ``k`` is ignored and the smallest k from 2 to 256 meeting all of them
+        is used, found by bisection (:func:`kmeanscli.core.search.search_k`). The default
+        output is named after that k.
+    skip_if_larger : bool
+        Write nothing and raise :class:`~kmeanscli.errors.NotSmallerError` when the output
+        would not be smaller than the input.
+    default_dir : path, optional
+        Folder of the default output (default: the input's folder).
 
     Returns
     -------
@@ -156,18 +173,31 @@ def compress_file(
     ------
     InputError, OutputError, UsageError
         With a message ready for the user.
+    TargetNotMetError
+        When even 256 colours miss a target (nothing is written).
+    NotSmallerError
+        With ``skip_if_larger``, when the output would not be smaller (nothing is written).
     """
     started = time.perf_counter()
     step = progress or (lambda _stage: None)
     src_path = Path(src) if isinstance(src, (str, os.PathLike)) else None
     label = input_name or (str(src_path) if src_path is not None else "-")
 
+    if src_path is not None:  # input errors first, before deriving an output from the name
+        if src_path.is_dir():
+            raise InputError(f"{label}: is a directory, not an image file")
+        if not src_path.exists():
+            raise InputError(f"{label}: no such file")
+
     out_path: Path | None
     stream: BinaryIO | None = None
+    deferred = False  # the default output's name waits for the k the targets choose
     if dst is None:
         if src_path is None:
             raise OutputError("an input that is not a file needs an explicit output")
-        out_path = default_output(src_path, k)
+        base = src_path if default_dir is None else Path(default_dir) / src_path.name
+        deferred = bool(targets)
+        out_path = None if deferred else default_output(base, k)
     elif isinstance(dst, (str, os.PathLike)):
         out_path = Path(dst)
     else:
@@ -175,38 +205,58 @@ def compress_file(
     fmt = format.upper() if format else format_for(out_path)
 
     if out_path is not None:
-        if src_path is not None and _same_file(src_path, out_path):
-            raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
-        if out_path.is_dir():
-            raise OutputError(f"{out_path}: is a directory")
-        if out_path.exists() and not force:
-            raise OutputError(f"{out_path}: already exists (use --force to overwrite)")
-        folder = out_path.parent
-        if not folder.exists():
-            raise OutputError(f"{out_path}: folder {folder} does not exist")
-        if not folder.is_dir():
-            raise OutputError(f"{out_path}: {folder} is not a folder")
+        _check_output(out_path, src_path, force)
 
     step("decode")
     decoded = decode(src, max_pixels=max_pixels, name=label)
     bytes_in = decoded.bytes_in
     pixels = decoded.pixels
-    result = quantize(pixels, k, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step)
+    found: SearchResult | None = None
+    if targets:
+        run = functools.partial(
+            quantize, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step
+        )
+        try:
+            found = search_k(pixels, targets, run)
+        except TargetNotMetError as exc:
+            raise TargetNotMetError(f"{label}: {exc}; nothing written") from None
+        result, k = found.result, found.k
+        if deferred:
+            out_path = default_output(base, k)
+            _check_output(out_path, src_path, force)
+    else:
+        result = quantize(
+            pixels, k, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step
+        )
     step("encode")
     data, notes = encode(result, fmt, icc_profile=None if strip else decoded.icc_profile)
+    if skip_if_larger and len(data) >= bytes_in:
+        raise NotSmallerError(
+            f"{label}: the output would be {len(data):,} bytes, not smaller than the input's "
+            f"{bytes_in:,}; nothing written"
+        )
     if out_path is not None:
         with atomic_write(out_path) as fh:
             fh.write(data)
         out_label = str(out_path)
     else:
         assert stream is not None
-        stream.write(data)
-        stream.flush()
+        try:
+            stream.write(data)
+            stream.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(f"-: cannot write: {exc.strerror or exc}") from exc
         out_label = "-"
     if result.transparent_index is not None and k == 256 and result.colors == 255:
         notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
     if result.lossless:
-        notes.insert(0, f"the image has only {result.colors} colours: all kept exactly")
+        if result.colors == 0:
+            notes.insert(0, "the image is fully transparent: kept exactly")
+        else:
+            plural = "colour" if result.colors == 1 else "colours"
+            notes.insert(0, f"the image has only {result.colors} {plural}: all kept exactly")
     height, width = pixels.shape[:2]
     return CompressReport(
         input=label,
@@ -227,4 +277,19 @@ def compress_file(
         warnings=notes,
         result=result,
         original=pixels,
+        search=found,
     )
+
+
+def _check_output(out_path: Path, src_path: Path | None, force: bool) -> None:
+    if src_path is not None and _same_file(src_path, out_path):
+        raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
+    if out_path.is_dir():
+        raise OutputError(f"{out_path}: is a directory")
+    if out_path.exists() and not force:
+        raise OutputError(f"{out_path}: already exists (use --force to overwrite)")
+    folder = out_path.parent
+    if not folder.exists():
+        raise OutputError(f"{out_path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"{out_path}: {folder} is not a folder")
