@@ -1153,7 +1153,7 @@ def render(
     ]
     if photos:
         parts += [
-            f"## Photos of {min(mp):.2f}–{max(mp):.2f} MP ({len(photos)} images: "
+            f"### Photos of {min(mp):.2f}–{max(mp):.2f} MP ({len(photos)} images: "
             f"{', '.join(p[0] for p in photos)})\n",
             f"Times are the median of {meta['repeats']} runs per image (decode + quantize + encode "
             "+ write; the CLI row includes process start-up); `median s` is the median over "
@@ -1179,7 +1179,7 @@ def render(
     if large is not None:
         colours = large.get("unique_colors")
         parts += [
-            f"## A {large['width']}×{large['height']} photo mosaic "
+            f"### A {large['width']}×{large['height']} photo mosaic "
             f"({large['width'] * large['height'] / 1e6:.0f} MP, one run per tool)\n",
             f"{MOSAIC_GRID[0]}×{MOSAIC_GRID[1]} tiles of the photos above, Lanczos-scaled, "
             f"every other one mirrored, plus Gaussian noise σ={MOSAIC_NOISE} (seed 0)"
@@ -1187,17 +1187,17 @@ def render(
             + ". Peak RSS: of each command's process; the in-process rows share the "
             "benchmark's.\n",
             table_large(records, tools),
-            "### Where `compress_file` spends its time on the 12 MP image\n",
+            "#### Where `compress_file` spends its time on the 12 MP image\n",
             "Seconds per stage (from the `progress` callback; `setup` is before the first "
             "stage, `encode + write` runs until the call returns).\n",
             table_stages(records),
         ]
     if startup is not None:
-        parts += ["## Start-up\n", table_startup(startup)]
+        parts += ["### Start-up\n", table_startup(startup)]
     if not meta.get("no_batch"):
-        parts += ["## Batch (issue 5)\n", table_batch(batch)]
+        parts += ["### Batch (issue 5)\n", table_batch(batch)]
     parts += [
-        "## Targets of issue 3 (kmeanscli `compress_file`; the CLI for memory and start-up)\n",
+        "### Targets of issue 3 (kmeanscli `compress_file`; the CLI for memory and start-up)\n",
         check_targets(photo_rows, records, startup, batch),
     ]
     return "\n".join(parts)
@@ -1215,7 +1215,9 @@ def update_results(path: Path, report: str) -> None:
             return
         path.write_text(text.rstrip() + "\n\n" + block + "\n")
         return
-    path.write_text("# Benchmark results\n\nRerun: `make bench`.\n\n" + block + "\n")
+    path.write_text(
+        "# Benchmark results\n\nRerun: `make bench`.\n\n## Latest run\n\n" + block + "\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
