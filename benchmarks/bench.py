@@ -388,13 +388,15 @@ def tool_versions() -> dict[str, str]:
         versions["imagemagick"] = m.group(1) if m else out.splitlines()[0] if out else "?"
     km = package_dir("kmeanscli")
     if km is not None and shutil.which("git"):
-        git = subprocess.run(
-            ["git", "-C", str(km), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-        )
-        if git.returncode == 0:
-            versions["kmeanscli_git"] = git.stdout.strip()
+        # the last commit that changed the package's code (+ "-dirty" for local edits)
+        def git(*args: str) -> str:
+            got = subprocess.run(["git", "-C", str(km), *args], capture_output=True, text=True)
+            return got.stdout.strip() if got.returncode == 0 else ""
+
+        code = git("log", "-1", "--format=%h", "--", ".")
+        if code:
+            dirty = git("status", "--porcelain", "--", ".")
+            versions["kmeanscli code"] = code + ("-dirty" if dirty else "")
     return versions
 
 
@@ -1165,7 +1167,8 @@ def render(
         if any(r["cached"] for r in photo_rows):
             parts.append(
                 "‡ full KMeans is deterministic and slow: its results are cached in "
-                "benchmarks/out/cache (rerun with --no-cache to measure again).\n"
+                "benchmarks/out/cache, so its seconds (and time ×pq) come from the run that "
+                "filled the cache; --no-cache measures it again.\n"
             )
         skipped = sorted(
             {
