@@ -10,24 +10,35 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..api import CompressReport, compress_file, default_output, sample_image
+from ..api import DEFAULT_SPACE, CompressReport, compress_file, default_output, sample_image
+from ..core import palette_io
 from ..errors import UsageError
-from ..imageio import format_for
+from ..imageio import FORMATS, format_for
 from .app import app
 from .console import Stages, err_console, progress_enabled, warn
 from .options import (
     BatchSize,
     Colors,
+    Dither,
+    DitherName,
+    DitherStrength,
     Force,
     Json,
+    KeepColor,
     MaxIter,
     MaxPixels,
+    PaletteIn,
+    PaletteOut,
     Plot,
     Preview,
     Quiet,
     Seed,
+    Space,
+    SpaceName,
     Strip,
 )
+
+_DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
 
 
 def _human(n: float) -> str:
@@ -65,6 +76,7 @@ def render_report(report: CompressReport) -> None:
 
 @app.command()
 def compress(
+    ctx: typer.Context,
     input: Annotated[
         str | None,
         typer.Argument(
@@ -84,6 +96,12 @@ def compress(
         ),
     ] = None,
     colors: Colors = 16,
+    space: Space = _DEFAULT_SPACE,
+    dither: Dither = DitherName.none,
+    dither_strength: DitherStrength = 1.0,
+    palette: PaletteIn = None,
+    keep_color: KeepColor = None,
+    palette_out: PaletteOut = None,
     seed: Seed = 0,
     max_iter: MaxIter = 100,
     batch_size: BatchSize = 4096,
@@ -112,6 +130,10 @@ def compress(
       cat a.png | kmeanscli compress - -k 8 -o - > b.png
 
       kmeanscli compress photo.jpg --json | jq .psnr
+
+      kmeanscli compress photo.jpg -k 8 --dither fs --palette-out photo.gpl
+
+      kmeanscli compress photo.jpg --palette brand.gpl -o photo.png
     """
     if sample and input is not None:
         raise UsageError("give either IN or --sample, not both")
@@ -137,6 +159,19 @@ def compress(
         raise UsageError(
             "refusing to write image data to a terminal; redirect stdout or give -o FILE"
         )
+    if palette is not None:
+        source = ctx.get_parameter_source("colors")
+        if getattr(source, "name", None) == "COMMANDLINE":
+            raise UsageError(
+                "--palette and -k/--colors do not go together: the palette gives the colours"
+            )
+        if keep_color:
+            raise UsageError("--palette and --keep-color do not go together")
+        palette_io.format_of(palette, images=tuple(FORMATS))
+    if palette_out is not None:
+        palette_io.format_of(palette_out)
+    if dither_strength != 1.0 and dither != DitherName.fs:
+        raise UsageError("--dither-strength needs --dither fs")
     if plot is not None:
         _check_plot_path(plot)
     if out is not None and not to_stdout:
@@ -155,6 +190,12 @@ def compress(
             max_pixels=max_pixels,
             format="PNG" if to_stdout else None,
             input_name=name,
+            space=space.value,
+            dither=dither.value,
+            dither_strength=dither_strength,
+            keep_colors=keep_color or None,
+            palette=palette,
+            palette_out=palette_out,
             progress=stages,
         )
 
