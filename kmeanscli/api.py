@@ -22,8 +22,10 @@ from .imageio import FORMATS, atomic_write, decode, encode, format_for
 __all__ = [
     "DEFAULT_SPACE",
     "CompressReport",
+    "PaletteReport",
     "compress_file",
     "default_output",
+    "dominant_colors",
     "load_palette",
     "parse_colors",
     "sample_image",
@@ -429,4 +431,88 @@ def compress_file(
         warnings=notes,
         result=result,
         original=pixels,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PaletteReport:
+    """The dominant colours of an image, most used first; :meth:`to_dict` gives ``--json``."""
+
+    input: str
+    width: int
+    height: int
+    k: int
+    space: str
+    seed: int
+    colors: np.ndarray  # uint8 (m, 3), sorted by share, most used first
+    pixels: np.ndarray  # int64 (m,), pixels per colour
+    result: QuantizeResult | None = field(default=None, repr=False)
+
+    @property
+    def shares(self) -> np.ndarray:
+        """Share of the visible pixels per colour (sums to 1)."""
+        total = int(self.pixels.sum())
+        return self.pixels / total if total else np.zeros(len(self.pixels))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "input": self.input,
+            "width": self.width,
+            "height": self.height,
+            "k": self.k,
+            "space": self.space,
+            "seed": self.seed,
+            "colors": [
+                {
+                    "hex": palette_io.to_hex(c),
+                    "rgb": [int(v) for v in c],
+                    "pixels": int(n),
+                    "share": round(float(s), 6),
+                }
+                for c, n, s in zip(self.colors, self.pixels, self.shares, strict=True)
+            ],
+        }
+
+
+def dominant_colors(
+    src: Source,
+    k: int = 6,
+    *,
+    seed: int = 0,
+    space: str = DEFAULT_SPACE,
+    max_pixels: int | None = None,
+    input_name: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> PaletteReport:
+    """The ``k`` dominant colours of an image (k-means, as :func:`compress_file` fits them),
+    sorted by their share of the visible pixels, most used first.
+
+    Raises
+    ------
+    InputError, UsageError
+        With a message ready for the user.
+    """
+    step = progress or (lambda _stage: None)
+    if space not in SPACES:
+        raise UsageError(f"unknown colour space {space!r}; use one of {', '.join(SPACES)}")
+    label = input_name or (os.fspath(src) if isinstance(src, (str, os.PathLike)) else "-")
+    step("decode")
+    pixels = decode(src, max_pixels=max_pixels, name=label).pixels
+    result = quantize(pixels, k, seed=seed, space=space, progress=step)
+    visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
+    counts = result.counts[visible]
+    order = np.lexsort((np.arange(len(visible)), -counts))
+    keep = order[counts[order] > 0]
+    height, width = pixels.shape[:2]
+    return PaletteReport(
+        input=label,
+        width=width,
+        height=height,
+        k=k,
+        space=space,
+        seed=seed,
+        colors=result.palette[visible][keep, :3],
+        pixels=counts[keep].astype(np.int64),
+        result=result,
     )
