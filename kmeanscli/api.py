@@ -17,7 +17,7 @@ from .core import palette_io
 from .core.color import SPACES
 from .core.quantize import ProgressCallback, QuantizeResult, quantize
 from .errors import InputError, OutputError, UsageError
-from .imageio import FORMATS, atomic_write, decode, encode, format_for
+from .imageio import FORMATS, AnimatedInputError, atomic_write, decode, encode, format_for
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -64,6 +64,7 @@ class CompressReport:
     dither_strength: float = 0.0
     palette_in: str | None = None
     palette_out: str | None = None
+    frames: int = 1
     warnings: list[str] = field(default_factory=list)
     result: QuantizeResult | None = field(default=None, repr=False)
     original: np.ndarray | None = field(default=None, repr=False)
@@ -103,6 +104,7 @@ class CompressReport:
             "dither_strength": self.dither_strength,
             "palette_in": self.palette_in,
             "palette_out": self.palette_out,
+            "frames": self.frames,
             "warnings": list(self.warnings),
         }
 
@@ -351,9 +353,18 @@ def compress_file(
         fixed, palette_label = load_palette(palette), os.fspath(palette)
 
     step("decode")
-    decoded = decode(src, max_pixels=max_pixels, name=label)
-    bytes_in = decoded.bytes_in
-    pixels = decoded.pixels
+    if not isinstance(src, (str, os.PathLike, bytes)):
+        src = src.read()  # a stream is read once; an animation needs its bytes again
+    animation = None
+    try:
+        decoded = decode(src, max_pixels=max_pixels, name=label)
+        bytes_in, pixels, icc = decoded.bytes_in, decoded.pixels, decoded.icc_profile
+    except AnimatedInputError as exc:
+        from .animation import check_animation_output, decode_animation
+
+        check_animation_output(fmt, label, exc.n_frames)
+        animation = decode_animation(exc.data, max_pixels=max_pixels, name=label)
+        bytes_in, pixels, icc = animation.bytes_in, animation.pixels, animation.icc_profile
     notes: list[str] = []
     if fixed is not None:
         from .core.remap import map_to_palette
@@ -385,9 +396,31 @@ def compress_file(
         from .core.dither import floyd_steinberg
 
         step("dither")
-        result = floyd_steinberg(pixels, result, dither_strength)
+        if animation is None:
+            result = floyd_steinberg(pixels, result, dither_strength)
+        else:
+            from .animation import join_frames, split_frames
+
+            parts = split_frames(result, len(animation.frames))
+            result = join_frames(
+                [
+                    floyd_steinberg(f, r, dither_strength)
+                    for f, r in zip(animation.frames, parts, strict=True)
+                ]
+            )
     step("encode")
-    data, enc_notes = encode(result, fmt, icc_profile=None if strip else decoded.icc_profile)
+    if animation is None:
+        data, enc_notes = encode(result, fmt, icc_profile=None if strip else icc)
+    else:
+        from .animation import encode_animation, split_frames
+
+        data, enc_notes = encode_animation(
+            split_frames(result, len(animation.frames)),
+            fmt,
+            durations=animation.durations,
+            loop=animation.loop,
+            icc_profile=None if strip else icc,
+        )
     notes.extend(enc_notes)
     pal_data = _palette_bytes(pal_out_path, result) if pal_out_path is not None else None
     if out_path is not None:
@@ -407,6 +440,8 @@ def compress_file(
     if result.lossless and fixed is None:
         notes.insert(0, f"the image has only {result.colors} colours: all kept exactly")
     height, width = pixels.shape[:2]
+    if animation is not None:
+        height //= len(animation.frames)
     return CompressReport(
         input=label,
         output=out_label,
@@ -428,6 +463,7 @@ def compress_file(
         dither_strength=float(dither_strength) if dither == "fs" else 0.0,
         palette_in=palette_label,
         palette_out=str(pal_out_path) if pal_out_path is not None else None,
+        frames=1 if animation is None else len(animation.frames),
         warnings=notes,
         result=result,
         original=pixels,
@@ -498,7 +534,12 @@ def dominant_colors(
         raise UsageError(f"unknown colour space {space!r}; use one of {', '.join(SPACES)}")
     label = input_name or (os.fspath(src) if isinstance(src, (str, os.PathLike)) else "-")
     step("decode")
-    pixels = decode(src, max_pixels=max_pixels, name=label).pixels
+    try:
+        pixels = decode(src, max_pixels=max_pixels, name=label).pixels
+    except AnimatedInputError as exc:  # the colours of all frames together
+        from .animation import decode_animation
+
+        pixels = decode_animation(exc.data, max_pixels=max_pixels, name=label).pixels
     result = quantize(pixels, k, seed=seed, space=space, progress=step)
     visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
     counts = result.counts[visible]
