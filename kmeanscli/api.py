@@ -246,6 +246,7 @@ def compress_file(
     keep_colors: Sequence[str | Sequence[int]] | np.ndarray | None = None,
     palette: PaletteSource | None = None,
     palette_out: str | os.PathLike[str] | None = None,
+    restarts: int = 1,
     progress: ProgressCallback | None = None,
 ) -> CompressReport:
     """Quantize an image file to ``k`` colours and write the result.
@@ -286,6 +287,8 @@ def compress_file(
         no k-means, every pixel goes to its nearest palette colour; ``k`` is ignored.
     palette_out : path, optional
         Also write the output palette there (.gpl .json .txt .act .png).
+    restarts : int
+        k-means++ starts; the best palette is kept (see :func:`kmeanscli.quantize`).
     progress : callable, optional
         Called with the name of each stage as it starts.
 
@@ -386,6 +389,7 @@ def compress_file(
                 batch_size=batch_size,
                 space=space,
                 keep=keep,
+                restarts=restarts,
                 progress=step,
             )
         except ValueError as exc:
@@ -519,6 +523,7 @@ def dominant_colors(
     space: str = DEFAULT_SPACE,
     max_pixels: int | None = None,
     input_name: str | None = None,
+    restarts: int = 1,
     progress: ProgressCallback | None = None,
 ) -> PaletteReport:
     """The ``k`` dominant colours of an image (k-means, as :func:`compress_file` fits them),
@@ -540,7 +545,7 @@ def dominant_colors(
         from .animation import decode_animation
 
         pixels = decode_animation(exc.data, max_pixels=max_pixels, name=label).pixels
-    result = quantize(pixels, k, seed=seed, space=space, progress=step)
+    result = quantize(pixels, k, seed=seed, space=space, restarts=restarts, progress=step)
     visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
     counts = result.counts[visible]
     order = np.lexsort((np.arange(len(visible)), -counts))

@@ -174,3 +174,14 @@ def test_palette_out_is_not_overwritten_without_force(capsys, tmp_path: Path, ph
     assert gpl.read_text() == "keep me" and not out.exists()
     rc, _, err = _cli(capsys, "compress", photo, "-o", out, "--palette-out", gpl, "--force", "-q")
     assert rc == 0 and gpl.read_text().startswith("GIMP Palette")
+
+
+def test_restarts_flag(capsys, tmp_path: Path, photo: Path) -> None:
+    out = tmp_path / "o.png"
+    code, stdout, err = _cli(
+        capsys, "compress", photo, "-k", "4", "--restarts", "2", "-o", out, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(stdout)["colors"] == 4 and len(_colors(out)) == 4
+    code, _, err = _cli(capsys, "compress", photo, "--restarts", "0", "-o", out, "--force")
+    assert code == 2 and "--restarts" in err

@@ -177,3 +177,58 @@ def test_dither_argument_checks() -> None:
         floyd_steinberg(img, r, 1.5)
     with pytest.raises(ValueError, match="image the result"):
         floyd_steinberg(img[:5], r)
+
+
+def _clusters(seed: int = 0) -> np.ndarray:
+    """Nine colour blobs of unequal size: k-means++ with k < 9 has real choices to make."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(20, 236, size=(9, 3))
+    sizes = rng.integers(50, 400, size=9)
+    px = np.concatenate(
+        [c + rng.normal(0, 12, (n, 3)) for c, n in zip(centres, sizes, strict=True)]
+    )
+    px = np.clip(np.rint(px), 0, 255).astype(np.uint8)
+    return px[rng.permutation(len(px))]
+
+
+@pytest.mark.parametrize("space", ["rgb", "oklab"])
+def test_restarts_never_worse_and_reproducible(space: str) -> None:
+    px = _clusters(1)
+    one = quantize(px, 4, seed=1, space=space)
+    best = quantize(px, 4, seed=1, space=space, restarts=3)
+    assert best.colors == 4 and (best.counts > 0).all()
+    if space == "rgb":
+        assert best.mse <= one.mse
+    again = quantize(px, 4, seed=1, space=space, restarts=3)
+    assert np.array_equal(best.palette, again.palette)
+    assert np.array_equal(best.indices, again.indices)
+
+
+def test_one_restart_is_the_default() -> None:
+    px = _clusters()
+    a, b = quantize(px, 5), quantize(px, 5, restarts=1)
+    assert np.array_equal(a.palette, b.palette) and np.array_equal(a.indices, b.indices)
+    with pytest.raises(ValueError, match="restarts"):
+        quantize(px, 5, restarts=0)
+
+
+def test_restarts_with_locked_colours() -> None:
+    px = _clusters()
+    r = quantize(px, 5, keep=np.array([[0, 0, 0]], np.uint8), restarts=2)
+    assert (0, 0, 0) in {tuple(c) for c in r.palette.tolist()} and r.colors == 5
+
+
+def test_colours_outside_the_palette_gamut_do_not_bleed() -> None:
+    # a flat colour beyond every palette colour: plain Floyd–Steinberg piles up error and
+    # ends up dotting the area with far-away colours; the gamut guard keeps to the nearest two
+    img = np.zeros((40, 60, 3), dtype=np.uint8)
+    img[...] = (170, 200, 235)
+    palette = np.array([[190, 200, 215], [230, 235, 240], [40, 40, 40], [60, 110, 150]], np.uint8)
+    from PIL import Image
+
+    pal_img = Image.new("P", (1, 1))
+    pal_img.putpalette(palette.tobytes())
+    unguarded = Image.fromarray(img).quantize(palette=pal_img, dither=Image.Dither.FLOYDSTEINBERG)
+    assert 3 in np.asarray(unguarded)  # plain Floyd–Steinberg dots the area with #3c6e96
+    dithered = floyd_steinberg(img, map_to_palette(img, palette))
+    assert set(np.unique(dithered.indices).tolist()) <= {0, 1}

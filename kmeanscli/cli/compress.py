@@ -32,6 +32,7 @@ from .options import (
     Plot,
     Preview,
     Quiet,
+    Restarts,
     Seed,
     Space,
     SpaceName,
@@ -102,6 +103,7 @@ def compress(
     palette: PaletteIn = None,
     keep_color: KeepColor = None,
     palette_out: PaletteOut = None,
+    restarts: Restarts = 1,
     seed: Seed = 0,
     max_iter: MaxIter = 100,
     batch_size: BatchSize = 4096,
@@ -196,6 +198,7 @@ def compress(
             keep_colors=keep_color or None,
             palette=palette,
             palette_out=palette_out,
+            restarts=restarts,
             progress=stages,
         )
 

@@ -141,3 +141,14 @@ KeepColor = Annotated[
         help="Lock this colour (#rrggbb) into the fitted palette; repeat for more.",
     ),
 ]
+Restarts = Annotated[
+    int,
+    typer.Option(
+        "--restarts",
+        min=1,
+        max=100,
+        metavar="N",
+        help="Independent k-means++ starts; the palette with the lowest error is kept "
+        "(useful for k <= 16; each start costs one fit).",
+    ),
+]

@@ -19,7 +19,18 @@ from ..imageio import atomic_write
 from .app import app
 from .compress import _check_plot_path
 from .console import Stages, progress_enabled
-from .options import Force, Json, MaxPixels, PaletteOut, Plot, Quiet, Seed, Space, SpaceName
+from .options import (
+    Force,
+    Json,
+    MaxPixels,
+    PaletteOut,
+    Plot,
+    Quiet,
+    Restarts,
+    Seed,
+    Space,
+    SpaceName,
+)
 
 _DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
 
@@ -56,6 +67,7 @@ def palette(
         typer.Option("-k", "--colors", min=1, max=256, help="How many colours, 1 to 256."),
     ] = 6,
     space: Space = _DEFAULT_SPACE,
+    restarts: Restarts = 1,
     seed: Seed = 0,
     json_out: Json = False,
     plot: Plot = None,
@@ -91,6 +103,7 @@ def palette(
             space=space.value,
             max_pixels=max_pixels,
             input_name=input,
+            restarts=restarts,
             progress=stages,
         )
     if palette_out is not None:

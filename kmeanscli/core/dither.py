@@ -4,6 +4,17 @@ The diffusion itself is Pillow's C implementation (``Image.quantize(palette=...,
 dither=FLOYDSTEINBERG)``); this module only prepares its input and puts the result back in a
 :class:`~kmeanscli.core.quantize.QuantizeResult`. No Python loop runs over pixels.
 
+Gamut guard
+-----------
+Plain Floyd–Steinberg misbehaves on colours outside the palette's gamut (the convex hull of
+the palette colours, which k-means centres never span fully: the most saturated sky is
+always outside it). The error there always points the same way, piles up, and eventually
+picks a far-away colour: stray dark dots in a light sky. So before diffusion, every colour
+outside the hull (found with a Delaunay triangulation of the palette, per distinct colour)
+is moved onto the segment between its two nearest palette colours; colours inside the hull
+are dithered as they are. On the bundled photos at k = 8 this removes nearly all such
+outliers and lowers the blurred error against the original.
+
 Strength
 --------
 Pillow diffuses the whole error. For a strength ``s`` below 1 the image is first pulled
@@ -36,6 +47,39 @@ __all__ = ["DITHERS", "floyd_steinberg"]
 
 DITHERS: tuple[str, ...] = ("none", "fs")
 """Dithering methods: none, or Floyd–Steinberg."""
+
+
+def _project_to_pairs(points: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Each point moved to the nearest point of the segment between its two nearest
+    palette colours (or onto the only colour of a one-colour palette)."""
+    from scipy.spatial import cKDTree
+
+    pal = palette.astype(np.float64)
+    if len(pal) == 1:
+        return np.repeat(pal, len(points), axis=0)
+    _, idx = cKDTree(pal).query(points, k=2)
+    a, b = pal[idx[:, 0]], pal[idx[:, 1]]
+    ab = b - a
+    t = np.einsum("ij,ij->i", points - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
+    return a + np.clip(t, 0.0, 1.0)[:, None] * ab
+
+
+def _inside_gamut(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """The image as float32, with colours outside the palette's convex hull moved onto it
+    (see the module notes). Works per distinct colour."""
+    from scipy.spatial import Delaunay, QhullError
+
+    flat = rgb.reshape(-1, 3)
+    codes = (flat[:, 0].astype(np.uint32) << 16) | (flat[:, 1].astype(np.uint32) << 8) | flat[:, 2]
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    colors = np.stack([uniq >> 16, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float64)
+    try:
+        outside = Delaunay(palette.astype(np.float64), qhull_options="QJ").find_simplex(colors) < 0
+    except (QhullError, ValueError):  # fewer than 4 colours: no volume, everything is outside
+        outside = np.ones(len(colors), dtype=bool)
+    if outside.any():
+        colors[outside] = _project_to_pairs(colors[outside], palette)
+    return colors.astype(np.float32)[inverse.ravel()].reshape(rgb.shape)
 
 
 def floyd_steinberg(
@@ -79,7 +123,7 @@ def floyd_steinberg(
         return result
     opaque_px = np.ones(pixels.shape[:2], dtype=bool) if channels == 3 else pixels[..., 3] == 255
 
-    original = pixels[..., :3].astype(np.float32)
+    original = _inside_gamut(pixels[..., :3], pal[opaque_entries, :3])
     undithered = pal[result.indices][..., :3].astype(np.float32)
     target = undithered + np.float32(strength) * (original - undithered)
     target = np.clip(np.rint(target), 0, 255).astype(np.uint8)

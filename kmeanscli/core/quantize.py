@@ -480,7 +480,7 @@ def _fit_locked(
     batch_size: int,
     refine_iter: int,
     step: ProgressCallback,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """k-means with some centres locked: fit ``k`` centres, swap the locked ones in for
     their nearest fitted ones, re-run Lloyd with them fixed, then make the palette exact.
     """
@@ -511,7 +511,82 @@ def _fit_locked(
         hist.colors, values, weights, _space_to_colors(free, space), k, space, locked
     )
     diff = hist.colors.astype(np.int64) - palette[labels].astype(np.int64)
-    return palette, labels, float(np.dot(np.einsum("ij,ij->i", diff, diff), hist.counts))
+    sq_total = float(np.dot(np.einsum("ij,ij->i", diff, diff), hist.counts))
+    return palette, labels, sq_total, _objective(values, weights, palette, labels, space)
+
+
+def _restart_seeds(seed: int, restarts: int) -> list[int]:
+    """``seed`` itself, then ``restarts - 1`` more seeds derived from it."""
+    extra = np.random.SeedSequence(seed).generate_state(max(restarts - 1, 0)).tolist()
+    return [seed, *(int(x) for x in extra)]
+
+
+def _objective(
+    values: np.ndarray, weights: np.ndarray, palette: np.ndarray, labels: np.ndarray, space: str
+) -> float:
+    """Weighted squared error of the colours against their palette colour, in ``space``."""
+    diff = values - _space_values(palette, space)[labels]
+    return float(np.dot(np.einsum("ij,ij->i", diff, diff), weights))
+
+
+def _fit_free(
+    hist: _Histogram,
+    k_eff: int,
+    *,
+    space: str,
+    seed: int,
+    max_iter: int,
+    batch_size: int,
+    refine_iter: int,
+    step: ProgressCallback,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """One k-means run: fit, refine, exact palette. Returns the palette, the label of each
+    distinct colour, the squared error in RGB and the error in the clustering space.
+    """
+    n_colors = len(hist.colors)
+    values = None if space == "rgb" else _space_values(hist.colors, space)
+    points = hist.colors.astype(np.float32) if values is None else values.astype(np.float32)
+    weights = hist.counts.astype(np.float64)
+    step("fit")
+    if n_colors > _COARSE_MIN_COLORS:
+        fit_points, fit_weights = _coarsen(hist.colors, hist.counts, _COARSE_BITS, values)
+    else:
+        fit_points, fit_weights = points, weights
+    if len(fit_points) <= k_eff:
+        centers = fit_points
+    else:
+        centers = _fit_minibatch(
+            fit_points,
+            fit_weights,
+            k_eff,
+            seed=seed,
+            max_iter=max_iter,
+            batch_size=batch_size,
+        )
+    if refine_iter > 0:
+        step("refine")
+        centers = _refine(
+            hist.colors,
+            hist.counts,
+            centers,
+            max_iter=refine_iter,
+            seed=seed,
+            values=values,
+        )
+    step("assign")
+    if values is None:
+        palette_w, labels, sqdist = _exact_palette(points, weights, centers, k_eff)
+        sq_total = float(np.dot(sqdist.astype(np.float64), weights))
+    else:
+        palette_w, labels = _exact_palette_space(
+            hist.colors, values, weights, _space_to_colors(centers, space), k_eff, space
+        )
+        diff = hist.colors.astype(np.int64) - palette_w[labels].astype(np.int64)
+        sq_total = float(np.dot(np.einsum("ij,ij->i", diff, diff), hist.counts))
+    objective = (
+        sq_total if values is None else _objective(values, weights, palette_w, labels, space)
+    )
+    return palette_w, labels, sq_total, objective
 
 
 def _order(palette: np.ndarray) -> np.ndarray:
@@ -550,6 +625,7 @@ def quantize(
     refine_iter: int = 30,
     space: str = "rgb",
     keep: np.ndarray | None = None,
+    restarts: int = 1,
     progress: ProgressCallback | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``k`` colours with k-means.
@@ -582,6 +658,11 @@ def quantize(
         Colours locked into the palette, exactly (brand colours, pure white ...). They count
         towards ``k``; the other ``k - n`` colours are fitted around them. A locked colour
         stays in the palette even when no pixel is nearest to it (its count is then 0).
+    restarts : int, optional
+        Independent k-means++ starts (the first with ``seed``, the others with seeds derived
+        from it); the run whose final palette has the lowest error in the clustering space
+        is kept. 1 (the default) is a single run. Worth it for small palettes (k <= 16),
+        where one start can land in a poor local minimum; it costs one fit per start.
     progress : callable, optional
         Called with the name of each stage as it starts.
 
@@ -597,6 +678,8 @@ def quantize(
     _check(pixels, k, seed, max_iter, batch_size)
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}.")
+    if not isinstance(restarts, (int, np.integer)) or not 1 <= restarts <= 100:
+        raise ValueError(f"restarts must be an integer from 1 to 100; got {restarts!r}.")
     step = progress or (lambda _stage: None)
     channels = pixels.shape[-1]
     flat = pixels.reshape(-1, channels)
@@ -637,17 +720,23 @@ def quantize(
         sq_total = 0.0
         lossless = True
     elif locked is not None:
-        palette_w, labels, sq_total = _fit_locked(
-            hist,
-            locked,
-            k_eff,
-            space=space,
-            seed=int(seed),
-            max_iter=max_iter,
-            batch_size=batch_size,
-            refine_iter=refine_iter,
-            step=step,
-        )
+        best_locked = None
+        for run_seed in _restart_seeds(int(seed), restarts):
+            fitted_locked = _fit_locked(
+                hist,
+                locked,
+                k_eff,
+                space=space,
+                seed=run_seed,
+                max_iter=max_iter,
+                batch_size=batch_size,
+                refine_iter=refine_iter,
+                step=step,
+            )
+            if best_locked is None or fitted_locked[3] < best_locked[3]:
+                best_locked = fitted_locked
+        assert best_locked is not None
+        palette_w, labels, sq_total, _score = best_locked
         lossless = False
     elif n_colors <= k_eff:
         palette_w = hist.colors
@@ -655,45 +744,22 @@ def quantize(
         sq_total = 0.0
         lossless = True
     else:
-        values = None if space == "rgb" else _space_values(hist.colors, space)
-        points = hist.colors.astype(np.float32) if values is None else values.astype(np.float32)
-        weights = hist.counts.astype(np.float64)
-        step("fit")
-        if n_colors > _COARSE_MIN_COLORS:
-            fit_points, fit_weights = _coarsen(hist.colors, hist.counts, _COARSE_BITS, values)
-        else:
-            fit_points, fit_weights = points, weights
-        if len(fit_points) <= k_eff:
-            centers = fit_points
-        else:
-            centers = _fit_minibatch(
-                fit_points,
-                fit_weights,
+        best = None
+        for run_seed in _restart_seeds(int(seed), restarts):
+            fitted = _fit_free(
+                hist,
                 k_eff,
-                seed=int(seed),
+                space=space,
+                seed=run_seed,
                 max_iter=max_iter,
                 batch_size=batch_size,
+                refine_iter=refine_iter,
+                step=step,
             )
-        if refine_iter > 0:
-            step("refine")
-            centers = _refine(
-                hist.colors,
-                hist.counts,
-                centers,
-                max_iter=refine_iter,
-                seed=int(seed),
-                values=values,
-            )
-        step("assign")
-        if values is None:
-            palette_w, labels, sqdist = _exact_palette(points, weights, centers, k_eff)
-            sq_total = float(np.dot(sqdist.astype(np.float64), weights))
-        else:
-            palette_w, labels = _exact_palette_space(
-                hist.colors, values, weights, _space_to_colors(centers, space), k_eff, space
-            )
-            diff = hist.colors.astype(np.int64) - palette_w[labels].astype(np.int64)
-            sq_total = float(np.dot(np.einsum("ij,ij->i", diff, diff), hist.counts))
+            if best is None or fitted[3] < best[3]:
+                best = fitted
+        assert best is not None
+        palette_w, labels, sq_total, _score = best
         lossless = False
 
     # Lay the palette out in the input's channels, with the transparent entry first.
