@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -16,7 +17,8 @@ import numpy as np
 from .core import palette_io
 from .core.color import SPACES
 from .core.quantize import ProgressCallback, QuantizeResult, quantize
-from .errors import InputError, OutputError, UsageError
+from .core.search import SearchResult, Target, search_k
+from .errors import InputError, NotSmallerError, OutputError, TargetNotMetError, UsageError
 from .imageio import FORMATS, AnimatedInputError, atomic_write, decode, encode, format_for
 
 __all__ = [
@@ -68,6 +70,8 @@ class CompressReport:
     warnings: list[str] = field(default_factory=list)
     result: QuantizeResult | None = field(default=None, repr=False)
     original: np.ndarray | None = field(default=None, repr=False)
+    search: SearchResult | None = field(default=None, repr=False)
+    """How k was chosen, when quality targets were given."""
 
     @property
     def ratio(self) -> float:
@@ -248,6 +252,9 @@ def compress_file(
     palette_out: str | os.PathLike[str] | None = None,
     restarts: int = 1,
     progress: ProgressCallback | None = None,
+    targets: Sequence[Target] = (),
+    skip_if_larger: bool = False,
+    default_dir: str | os.PathLike[str] | None = None,
 ) -> CompressReport:
     """Quantize an image file to ``k`` colours and write the result.
 
@@ -291,6 +298,15 @@ def compress_file(
         k-means++ starts; the best palette is kept (see :func:`kmeanscli.quantize`).
     progress : callable, optional
         Called with the name of each stage as it starts.
+    targets : sequence of Target, optional
+        Quality targets: ``k`` is ignored and the smallest k from 2 to 256 meeting all of them
+        is used, found by bisection (:func:`kmeanscli.core.search.search_k`). The default
+        output is named after that k.
+    skip_if_larger : bool
+        Write nothing and raise :class:`~kmeanscli.errors.NotSmallerError` when the output
+        would not be smaller than the input.
+    default_dir : path, optional
+        Folder of the default output (default: the input's folder).
 
     Returns
     -------
@@ -300,6 +316,10 @@ def compress_file(
     ------
     InputError, OutputError, UsageError
         With a message ready for the user.
+    TargetNotMetError
+        When even 256 colours miss a target (nothing is written).
+    NotSmallerError
+        With ``skip_if_larger``, when the output would not be smaller (nothing is written).
     """
     started = time.perf_counter()
     step = progress or (lambda _stage: None)
@@ -308,10 +328,13 @@ def compress_file(
 
     out_path: Path | None
     stream: BinaryIO | None = None
+    deferred = False  # the default output's name waits for the k the targets choose
     if dst is None:
         if src_path is None:
             raise OutputError("an input that is not a file needs an explicit output")
-        out_path = default_output(src_path, k)
+        base = src_path if default_dir is None else Path(default_dir) / src_path.name
+        deferred = bool(targets)
+        out_path = None if deferred else default_output(base, k)
     elif isinstance(dst, (str, os.PathLike)):
         out_path = Path(dst)
     else:
@@ -324,6 +347,8 @@ def compress_file(
     if not 0.0 <= dither_strength <= 1.0:
         raise UsageError(f"dither strength must be from 0 to 1; got {dither_strength}")
     keep = parse_colors(keep_colors)
+    if palette is not None and targets:
+        raise UsageError("--palette and quality targets do not go together (the palette is fixed)")
     if palette is not None and keep is not None:
         raise UsageError(
             "--palette and --keep-color do not go together (a given palette is used as is)"
@@ -336,17 +361,7 @@ def compress_file(
             raise UsageError(f"{pal_out_path}: the palette and the image cannot be the same file")
 
     if out_path is not None:
-        if src_path is not None and _same_file(src_path, out_path):
-            raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
-        if out_path.is_dir():
-            raise OutputError(f"{out_path}: is a directory")
-        if out_path.exists() and not force:
-            raise OutputError(f"{out_path}: already exists (use --force to overwrite)")
-        folder = out_path.parent
-        if not folder.exists():
-            raise OutputError(f"{out_path}: folder {folder} does not exist")
-        if not folder.is_dir():
-            raise OutputError(f"{out_path}: {folder} is not a folder")
+        _check_output(out_path, src_path, force)
 
     fixed: np.ndarray | None = None
     palette_label: str | None = None
@@ -369,6 +384,7 @@ def compress_file(
         animation = decode_animation(exc.data, max_pixels=max_pixels, name=label)
         bytes_in, pixels, icc = animation.bytes_in, animation.pixels, animation.icc_profile
     notes: list[str] = []
+    found: SearchResult | None = None
     if fixed is not None:
         from .core.remap import map_to_palette
 
@@ -380,18 +396,28 @@ def compress_file(
         if pixels.shape[-1] == 4 and bool(((pixels[..., 3] > 0) & (pixels[..., 3] < 255)).any()):
             notes.append("a given palette is opaque: semi-transparent pixels were made opaque")
     else:
+        run = functools.partial(
+            quantize,
+            seed=seed,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            space=space,
+            keep=keep,
+            restarts=restarts,
+            progress=step,
+        )
         try:
-            result = quantize(
-                pixels,
-                k,
-                seed=seed,
-                max_iter=max_iter,
-                batch_size=batch_size,
-                space=space,
-                keep=keep,
-                restarts=restarts,
-                progress=step,
-            )
+            if targets:
+                try:
+                    found = search_k(pixels, targets, run)
+                except TargetNotMetError as exc:
+                    raise TargetNotMetError(f"{label}: {exc}; nothing written") from None
+                result, k = found.result, found.k
+                if deferred:
+                    out_path = default_output(base, k)
+                    _check_output(out_path, src_path, force)
+            else:
+                result = run(pixels, k)
         except ValueError as exc:
             if keep is not None and "keep" in str(exc):
                 raise UsageError(f"--keep-color: {exc}") from None
@@ -426,6 +452,11 @@ def compress_file(
             icc_profile=None if strip else icc,
         )
     notes.extend(enc_notes)
+    if skip_if_larger and len(data) >= bytes_in:
+        raise NotSmallerError(
+            f"{label}: the output would be {len(data):,} bytes, not smaller than the input's "
+            f"{bytes_in:,}; nothing written"
+        )
     pal_data = _palette_bytes(pal_out_path, result) if pal_out_path is not None else None
     if out_path is not None:
         with atomic_write(out_path) as fh:
@@ -471,6 +502,7 @@ def compress_file(
         warnings=notes,
         result=result,
         original=pixels,
+        search=found,
     )
 
 
@@ -562,3 +594,17 @@ def dominant_colors(
         pixels=counts[keep].astype(np.int64),
         result=result,
     )
+
+
+def _check_output(out_path: Path, src_path: Path | None, force: bool) -> None:
+    if src_path is not None and _same_file(src_path, out_path):
+        raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
+    if out_path.is_dir():
+        raise OutputError(f"{out_path}: is a directory")
+    if out_path.exists() and not force:
+        raise OutputError(f"{out_path}: already exists (use --force to overwrite)")
+    folder = out_path.parent
+    if not folder.exists():
+        raise OutputError(f"{out_path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"{out_path}: {folder} is not a folder")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..api import DEFAULT_SPACE, CompressReport, compress_file, default_output, sample_image
 from ..core import palette_io
+from ..core.search import make_targets
 from ..errors import UsageError
 from ..imageio import FORMATS, format_for
 from .app import app
@@ -25,6 +26,7 @@ from .options import (
     Force,
     Json,
     KeepColor,
+    MaxDeltaE,
     MaxIter,
     MaxPixels,
     PaletteIn,
@@ -33,10 +35,14 @@ from .options import (
     Preview,
     Quiet,
     Restarts,
+    Sample,
     Seed,
+    SkipIfLarger,
     Space,
     SpaceName,
     Strip,
+    TargetPsnr,
+    TargetSsim,
 )
 
 _DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
@@ -77,7 +83,6 @@ def render_report(report: CompressReport) -> None:
 
 @app.command()
 def compress(
-    ctx: typer.Context,
     input: Annotated[
         str | None,
         typer.Argument(
@@ -114,14 +119,12 @@ def compress(
     quiet: Quiet = False,
     preview: Preview = False,
     plot: Plot = None,
-    sample: Annotated[
-        bool,
-        typer.Option(
-            "--sample",
-            help="Use the built-in sample photo (scikit-learn's china.jpg) as IN; the "
-            "output goes to the current folder.",
-        ),
-    ] = False,
+    sample: Sample = False,
+    target_psnr: TargetPsnr = None,
+    target_ssim: TargetSsim = None,
+    max_delta_e: MaxDeltaE = None,
+    skip_if_larger: SkipIfLarger = False,
+    ctx: typer.Context = None,  # type: ignore[assignment]  # Typer fills it in
 ) -> None:
     """Reduce an image to k colours and write it as a small palette image.
 
@@ -136,17 +139,26 @@ def compress(
       kmeanscli compress photo.jpg -k 8 --dither fs --palette-out photo.gpl
 
       kmeanscli compress photo.jpg --palette brand.gpl -o photo.png
+
+      kmeanscli compress photo.jpg --target-psnr 35 --skip-if-larger
     """
     if sample and input is not None:
         raise UsageError("give either IN or --sample, not both")
     if not sample and input is None:
         raise UsageError("missing IN: give an image path, - for stdin, or --sample")
+    targets = make_targets(target_psnr, target_ssim, max_delta_e)
+    if targets and ctx is not None:
+        source = ctx.get_parameter_source("colors")
+        if source is not None and source.name == "COMMANDLINE":
+            raise UsageError("give -k or a quality target (--target-*, --max-delta-e), not both")
 
     src: str | Path | bytes
     if sample:
         src_path = sample_image()
         src, name = src_path, src_path.name
         out = output if output is not None else str(default_output(src_path.name, colors))
+        if output is None and targets:
+            out = None  # named after the chosen k, in the current folder
     elif input == "-":
         src, name = sys.stdin.buffer.read(), "-"
         out = output if output is not None else "-"
@@ -162,7 +174,7 @@ def compress(
             "refusing to write image data to a terminal; redirect stdout or give -o FILE"
         )
     if palette is not None:
-        source = ctx.get_parameter_source("colors")
+        source = ctx.get_parameter_source("colors") if ctx is not None else None
         if getattr(source, "name", None) == "COMMANDLINE":
             raise UsageError(
                 "--palette and -k/--colors do not go together: the palette gives the colours"
@@ -200,6 +212,9 @@ def compress(
             palette_out=palette_out,
             restarts=restarts,
             progress=stages,
+            targets=targets,
+            skip_if_larger=skip_if_larger,
+            default_dir="." if sample else None,
         )
 
     for note in report.warnings:
@@ -209,17 +224,22 @@ def compress(
         sys.stdout.flush()
     if not quiet:
         render_report(report)
+        if report.search is not None:
+            goals = " and ".join(t.describe() for t in targets)
+            err_console().print(
+                f"k={report.k}: the smallest k with {goals}", markup=False, highlight=False
+            )
     if plot is not None or preview:
         from .. import plots
 
         assert report.original is not None and report.result is not None
         if plot is not None:
             plots.save_compress_figure(
-                plot, report.original, report.result, title=f"{report.input}: k={colors}"
+                plot, report.original, report.result, title=f"{report.input}: k={report.k}"
             )
         if preview:
             shown = plots.show_compress_figure(
-                report.original, report.result, title=f"{report.input}: k={colors}"
+                report.original, report.result, title=f"{report.input}: k={report.k}"
             )
             if not shown:
                 warn(

@@ -14,5 +14,11 @@ class ExitStatus(IntEnum):
     """The work failed: unreadable or corrupt input, unwritable output, refusing to overwrite."""
     USAGE = 2
     """Bad command line: unknown flag, value out of range, flags that do not go together."""
+    SKIPPED_NOT_SMALLER = 98
+    """``compress --skip-if-larger``: the output would not be smaller than the input; nothing
+    was written."""
+    TARGET_NOT_MET = 99
+    """A quality target (``--target-psnr``, ``--target-ssim``, ``--max-delta-e``) is not met even
+    with 256 colours; ``compress`` wrote nothing."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT); no partial output is left behind."""
