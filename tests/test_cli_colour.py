@@ -185,3 +185,26 @@ def test_restarts_flag(capsys, tmp_path: Path, photo: Path) -> None:
     assert json.loads(stdout)["colors"] == 4 and len(_colors(out)) == 4
     code, _, err = _cli(capsys, "compress", photo, "--restarts", "0", "-o", out, "--force")
     assert code == 2 and "--restarts" in err
+
+
+def test_compare_space_matches_compress(capsys, tmp_path: Path, photo: Path) -> None:
+    out = tmp_path / "o.png"
+    code, stdout, err = _cli(
+        capsys, "compress", photo, "-k", "5", "--space", "oklab", "-o", out, "--json"
+    )
+    assert code == 0, err
+    size = json.loads(stdout)["bytes_out"]
+    code, stdout, err = _cli(capsys, "compare", photo, "-k", "5", "--space", "oklab", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)[0]["bytes"] == size == out.stat().st_size
+    code, _, err = _cli(capsys, "compare", photo, out, "--space", "lab")
+    assert code == 2 and "--space is for one image" in err
+
+
+def test_palette_with_a_quality_target_is_a_usage_error(capsys, tmp_path: Path, photo: Path):
+    pal = tmp_path / "p.txt"
+    pal.write_text("#000000\n#ffffff\n")
+    code, stdout, err = _cli(
+        capsys, "compress", photo, "--palette", pal, "--target-psnr", "30", "-o", tmp_path / "o.png"
+    )
+    assert code == 2 and stdout == "" and "--palette and quality targets" in err
