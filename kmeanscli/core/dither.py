@@ -41,7 +41,7 @@ import dataclasses
 import numpy as np
 
 from .metrics import mse as _mse
-from .quantize import QuantizeResult
+from .quantize import _BINCOUNT_MIN_PIXELS, QuantizeResult, _pack_rgb, _unpack_rgb
 
 __all__ = ["DITHERS", "floyd_steinberg"]
 
@@ -64,22 +64,32 @@ def _project_to_pairs(points: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return a + np.clip(t, 0.0, 1.0)[:, None] * ab
 
 
-def _inside_gamut(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """The image as float32, with colours outside the palette's convex hull moved onto it
-    (see the module notes). Works per distinct colour."""
+def _gamut_moves(flat: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Which pixels of ``flat`` (N, 3) lie outside the palette's convex hull, and where they
+    move to (see the module notes); None when every pixel is inside. Works per distinct
+    colour."""
     from scipy.spatial import Delaunay, QhullError
 
-    flat = rgb.reshape(-1, 3)
-    codes = (flat[:, 0].astype(np.uint32) << 16) | (flat[:, 1].astype(np.uint32) << 8) | flat[:, 2]
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    colors = np.stack([uniq >> 16, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float64)
+    codes = _pack_rgb(flat)
+    if len(codes) >= _BINCOUNT_MIN_PIXELS:
+        uniq = np.flatnonzero(np.bincount(codes, minlength=1 << 24)).astype(np.uint32)
+    else:
+        uniq = np.unique(codes)
     try:
-        outside = Delaunay(palette.astype(np.float64), qhull_options="QJ").find_simplex(colors) < 0
+        hull = Delaunay(palette.astype(np.float64), qhull_options="QJ")
+        outside = hull.find_simplex(_unpack_rgb(uniq).astype(np.float64)) < 0
     except (QhullError, ValueError):  # fewer than 4 colours: no volume, everything is outside
-        outside = np.ones(len(colors), dtype=bool)
-    if outside.any():
-        colors[outside] = _project_to_pairs(colors[outside], palette)
-    return colors.astype(np.float32)[inverse.ravel()].reshape(rgb.shape)
+        outside = np.ones(len(uniq), dtype=bool)
+    if not outside.any():
+        return None
+    out_codes = uniq[outside]
+    projected = _project_to_pairs(_unpack_rgb(out_codes).astype(np.float64), palette)
+    # 1 + the row of each outside colour in `projected`, 0 for colours inside
+    lut = np.zeros(1 << 24, dtype=np.uint32)
+    lut[out_codes] = np.arange(1, len(out_codes) + 1, dtype=np.uint32)
+    rows = lut[codes]
+    moved = rows > 0
+    return moved, projected.astype(np.float32)[rows[moved] - 1]
 
 
 def floyd_steinberg(
@@ -123,10 +133,20 @@ def floyd_steinberg(
         return result
     opaque_px = np.ones(pixels.shape[:2], dtype=bool) if channels == 3 else pixels[..., 3] == 255
 
-    original = _inside_gamut(pixels[..., :3], pal[opaque_entries, :3])
-    undithered = pal[result.indices][..., :3].astype(np.float32)
-    target = undithered + np.float32(strength) * (original - undithered)
-    target = np.clip(np.rint(target), 0, 255).astype(np.uint8)
+    flat = pixels[..., :3].reshape(-1, 3)
+    moves = _gamut_moves(flat, pal[opaque_entries, :3])
+    if strength == 1:
+        target = flat.copy()
+        if moves is not None:
+            target[moves[0]] = np.clip(np.rint(moves[1]), 0, 255).astype(np.uint8)
+    else:
+        original = flat.astype(np.float32)
+        if moves is not None:
+            original[moves[0]] = moves[1]
+        undithered = pal[result.indices.ravel(), :3].astype(np.float32)
+        mixed = undithered + np.float32(strength) * (original - undithered)
+        target = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    target = target.reshape((*pixels.shape[:2], 3))
 
     palette_img = Image.new("P", (1, 1))
     palette_img.putpalette(np.ascontiguousarray(pal[opaque_entries, :3]).tobytes(), rawmode="RGB")
