@@ -326,6 +326,12 @@ def compress_file(
     src_path = Path(src) if isinstance(src, (str, os.PathLike)) else None
     label = input_name or (str(src_path) if src_path is not None else "-")
 
+    if src_path is not None:  # input errors first, before deriving an output from the name
+        if src_path.is_dir():
+            raise InputError(f"{label}: is a directory, not an image file")
+        if not src_path.exists():
+            raise InputError(f"{label}: no such file")
+
     out_path: Path | None
     stream: BinaryIO | None = None
     deferred = False  # the default output's name waits for the k the targets choose
@@ -356,6 +362,8 @@ def compress_file(
     pal_out_path = Path(palette_out) if palette_out is not None else None
     if pal_out_path is not None:
         palette_io.format_of(pal_out_path)
+        if src_path is not None and _same_file(src_path, pal_out_path):
+            raise OutputError(f"{pal_out_path}: is the input file; refusing to overwrite it")
         _check_new_file(pal_out_path, "palette", force)
         if out_path is not None and _same_file(out_path, pal_out_path):
             raise UsageError(f"{pal_out_path}: the palette and the image cannot be the same file")
@@ -464,8 +472,13 @@ def compress_file(
         out_label = str(out_path)
     else:
         assert stream is not None
-        stream.write(data)
-        stream.flush()
+        try:
+            stream.write(data)
+            stream.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(f"-: cannot write: {exc.strerror or exc}") from exc
         out_label = "-"
     if pal_out_path is not None and pal_data is not None:
         with atomic_write(pal_out_path) as fh:
@@ -473,7 +486,11 @@ def compress_file(
     if result.transparent_index is not None and k == 256 and result.colors == 255:
         notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
     if result.lossless and fixed is None:
-        notes.insert(0, f"the image has only {result.colors} colours: all kept exactly")
+        if result.colors == 0:
+            notes.insert(0, "the image is fully transparent: kept exactly")
+        else:
+            plural = "colour" if result.colors == 1 else "colours"
+            notes.insert(0, f"the image has only {result.colors} {plural}: all kept exactly")
     height, width = pixels.shape[:2]
     if animation is not None:
         height //= len(animation.frames)

@@ -121,3 +121,24 @@ def test_still_images_report_one_frame(capsys, tmp_path: Path) -> None:
     _frames(transparent=False)[0].save(src)
     assert run(["compress", str(src), "-k", "4", "-o", str(tmp_path / "o.gif"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["frames"] == 1
+
+
+def test_animation_through_stdin_and_stdout(tmp_path: Path, gif: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NO_COLOR": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "kmeanscli", "compress", "-", "-k", "4", "-o", "-", "-q"],
+        input=gif.read_bytes(),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out.png"
+    out.write_bytes(done.stdout)
+    fmt, frames, durations, _ = _read(out)
+    assert fmt == "PNG" and len(frames) == 4 and [round(d) for d in durations] == DURATIONS
+    assert len(_visible_colours(frames)) == 4

@@ -208,3 +208,20 @@ def test_palette_with_a_quality_target_is_a_usage_error(capsys, tmp_path: Path, 
         capsys, "compress", photo, "--palette", pal, "--target-psnr", "30", "-o", tmp_path / "o.png"
     )
     assert code == 2 and stdout == "" and "--palette and quality targets" in err
+
+
+def test_palette_out_never_overwrites_the_input_or_the_plot(capsys, tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray(np.arange(48 * 3, dtype=np.uint8).reshape(4, 12, 3)).save(src)
+    before = src.read_bytes()
+    out = tmp_path / "o.png"
+    code, _, err = _cli(capsys, "compress", src, "-k", "4", "-o", out, "--palette-out", src, "-f")
+    assert code == 1 and "is the input file" in err and src.read_bytes() == before
+    code, _, err = _cli(capsys, "palette", src, "--palette-out", src, "--force")
+    assert code == 1 and "is the input file" in err and src.read_bytes() == before
+    plot = tmp_path / "p.png"
+    code, _, err = _cli(
+        capsys, "compress", src, "-k", "4", "-o", out, "--plot", plot, "--palette-out", plot
+    )
+    assert code == 2 and "--plot and --palette-out need different files" in err
+    assert not out.exists() and not plot.exists()

@@ -14,11 +14,12 @@ from rich.text import Text
 
 from ..api import DEFAULT_SPACE, PaletteReport, dominant_colors
 from ..core import palette_io
-from ..errors import OutputError
+from ..errors import OutputError, UsageError
 from ..imageio import atomic_write
 from .app import app
 from .compress import _check_plot_path
 from .console import Stages, progress_enabled
+from .inputs import read_stdin, same_path
 from .options import (
     Force,
     Json,
@@ -87,14 +88,18 @@ def palette(
       kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out colours.gpl
     """
     if plot is not None:
-        _check_plot_path(plot)
+        _check_plot_path(plot, None if input == "-" else Path(input), None, force=force)
     if palette_out is not None:
         palette_io.format_of(palette_out)
         if palette_out.is_dir():
             raise OutputError(f"{palette_out}: is a directory")
+        if input != "-" and same_path(palette_out, Path(input)):
+            raise OutputError(f"{palette_out}: is the input file; refusing to overwrite it")
+        if plot is not None and same_path(plot, palette_out):
+            raise UsageError("--plot and --palette-out need different files")
         if palette_out.exists() and not force:
             raise OutputError(f"{palette_out}: already exists (use --force to overwrite)")
-    src: str | Path | bytes = sys.stdin.buffer.read() if input == "-" else Path(input)
+    src: str | Path | bytes = read_stdin() if input == "-" else Path(input)
     with Stages(progress_enabled(quiet)) as stages:
         report = dominant_colors(
             src,
