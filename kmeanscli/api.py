@@ -294,8 +294,9 @@ def compress_file(
         no k-means, every pixel goes to its nearest palette colour; ``k`` is ignored.
     palette_out : path, optional
         Also write the output palette there (.gpl .json .txt .act .png).
-    restarts : int
-        k-means++ starts; the best palette is kept (see :func:`kmeanscli.quantize`).
+    restarts : int, optional
+        k-means++ starts, the best palette kept (default: 3 for k <= 8, else 1; see
+        :func:`kmeanscli.quantize`).
     progress : callable, optional
         Called with the name of each stage as it starts.
     targets : sequence of Target, optional

@@ -252,7 +252,7 @@ def compare_k(
     input_name: str | None = None,
     progress: Callable[[str], None] | None = None,
     space: str = "rgb",
-    restarts: int = 1,
+    restarts: int | None = None,
 ) -> Comparison:
     """Quantize one image at each k and measure size and quality.
 

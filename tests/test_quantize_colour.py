@@ -204,10 +204,15 @@ def test_restarts_never_worse_and_reproducible(space: str) -> None:
     assert np.array_equal(best.indices, again.indices)
 
 
-def test_one_restart_is_the_default() -> None:
+def test_default_restarts_are_three_up_to_k8_then_one() -> None:
+    from kmeanscli.core.quantize import auto_restarts
+
+    assert [auto_restarts(k) for k in (2, 8, 9, 16, 256)] == [3, 3, 1, 1, 1]
     px = _clusters()
-    a, b = quantize(px, 5), quantize(px, 5, restarts=1)
+    a, b = quantize(px, 5), quantize(px, 5, restarts=3)
     assert np.array_equal(a.palette, b.palette) and np.array_equal(a.indices, b.indices)
+    c, d = quantize(px, 9), quantize(px, 9, restarts=1)
+    assert np.array_equal(c.palette, d.palette) and np.array_equal(c.indices, d.indices)
     with pytest.raises(ValueError, match="restarts"):
         quantize(px, 5, restarts=0)
 

@@ -204,7 +204,7 @@ def compare(
     target_ssim: TargetSsim = None,
     max_delta_e: MaxDeltaE = None,
     space: Space = _DEFAULT_SPACE,
-    restarts: Restarts = 1,
+    restarts: Restarts = None,
     seed: Seed = 0,
     max_iter: MaxIter = 100,
     batch_size: BatchSize = 4096,
@@ -255,7 +255,7 @@ def compare(
                 ("--target-ssim", target_ssim),
                 ("--max-delta-e", max_delta_e),
                 ("--space", None if space == _DEFAULT_SPACE else space),
-                ("--restarts", None if restarts == 1 else restarts),
+                ("--restarts", restarts),
             )
             if value is not None
         ]

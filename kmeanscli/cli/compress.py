@@ -109,7 +109,7 @@ def compress(
     palette: PaletteIn = None,
     keep_color: KeepColor = None,
     palette_out: PaletteOut = None,
-    restarts: Restarts = 1,
+    restarts: Restarts = None,
     seed: Seed = 0,
     max_iter: MaxIter = 100,
     batch_size: BatchSize = 4096,

@@ -146,14 +146,14 @@ KeepColor = Annotated[
     ),
 ]
 Restarts = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--restarts",
         min=1,
         max=100,
         metavar="N",
-        help="Independent k-means++ starts; the palette with the lowest error is kept "
-        "(useful for k <= 16; each start costs one fit).",
+        help="Independent k-means++ starts; the palette with the lowest error is kept; "
+        "each start costs one fit. Default: 3 for k <= 8, else 1.",
     ),
 ]
 PlotColors = Annotated[

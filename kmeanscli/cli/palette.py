@@ -68,7 +68,7 @@ def palette(
         typer.Option("-k", "--colors", min=1, max=256, help="How many colours, 1 to 256."),
     ] = 6,
     space: Space = _DEFAULT_SPACE,
-    restarts: Restarts = 1,
+    restarts: Restarts = None,
     seed: Seed = 0,
     json_out: Json = False,
     plot: Plot = None,

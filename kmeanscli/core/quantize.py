@@ -534,6 +534,20 @@ def _fit_locked(
     return palette, labels, sq_total, _objective(values, weights, palette, labels, space)
 
 
+AUTO_RESTARTS_MAX_K = 8
+"""``quantize(restarts=None)`` makes several starts up to this k."""
+
+
+def auto_restarts(k: int) -> int:
+    """Default number of k-means++ starts for ``k`` colours: 3 for k <= 8, else 1.
+
+    Measured on the seven bundled photos (benchmarks/RESULTS_COLOUR.md): 4 starts gain
+    0.08 dB PSNR on average at k = 8 (up to 0.24 dB), 0.06 dB at k = 16, for one fit
+    each; so the extra starts are spent only where palettes are smallest.
+    """
+    return 3 if k <= AUTO_RESTARTS_MAX_K else 1
+
+
 def _restart_seeds(seed: int, restarts: int) -> list[int]:
     """``seed`` itself, then ``restarts - 1`` more seeds derived from it."""
     extra = np.random.SeedSequence(seed).generate_state(max(restarts - 1, 0)).tolist()
@@ -644,7 +658,7 @@ def quantize(
     refine_iter: int = 30,
     space: str = "rgb",
     keep: np.ndarray | None = None,
-    restarts: int = 1,
+    restarts: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``k`` colours with k-means.
@@ -680,8 +694,8 @@ def quantize(
     restarts : int, optional
         Independent k-means++ starts (the first with ``seed``, the others with seeds derived
         from it); the run whose final palette has the lowest error in the clustering space
-        is kept. 1 (the default) is a single run. Worth it for small palettes (k <= 16),
-        where one start can land in a poor local minimum; it costs one fit per start.
+        is kept. None (the default) means ``auto_restarts(k)``: 3 starts for k <= 8, where
+        one start can land in a poor local minimum and a fit is cheap, else 1.
     progress : callable, optional
         Called with the name of each stage as it starts.
 
@@ -697,6 +711,8 @@ def quantize(
     _check(pixels, k, seed, max_iter, batch_size)
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}.")
+    if restarts is None:
+        restarts = auto_restarts(k)
     if not isinstance(restarts, (int, np.integer)) or not 1 <= restarts <= 100:
         raise ValueError(f"restarts must be an integer from 1 to 100; got {restarts!r}.")
     step = progress or (lambda _stage: None)
