@@ -1,6 +1,6 @@
 """``python -m kmeanscli``: the command-line interface."""
 
-from kmeanscli.cli.app import main
+from kmeanscli.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -332,8 +332,11 @@ def test_bad_arguments_raise_value_error(pixels, kwargs) -> None:
 
 def test_progress_stages() -> None:
     seen: list[str] = []
-    quantize(synthetic(40, 30), 8, progress=seen.append)
+    quantize(synthetic(40, 30), 8, restarts=1, progress=seen.append)
     assert seen == ["histogram", "fit", "refine", "assign"]
+    seen.clear()
+    quantize(synthetic(40, 30), 8, progress=seen.append)  # 3 starts by default at k <= 8
+    assert seen == ["histogram", *["fit", "refine", "assign"] * 3]
 
 
 def test_quantize_prints_nothing(capsys) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -48,7 +48,7 @@ def _root(
 
 
 def _register() -> None:
-    from . import compare, compress  # noqa: F401  (commands register themselves on `app`)
+    from . import compare, compress, palette  # noqa: F401  (they register on `app`)
 
 
 _register()
@@ -109,8 +109,3 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-
-
-def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Console-script entry point."""
-    sys.exit(run(argv))
