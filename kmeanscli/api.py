@@ -121,6 +121,7 @@ def compress_file(
     format: str | None = None,
     input_name: str | None = None,
     progress: ProgressCallback | None = None,
+    palette: np.ndarray | None = None,
 ) -> CompressReport:
     """Quantize an image file to ``k`` colours and write the result.
 
@@ -147,6 +148,10 @@ def compress_file(
         Name of the input in the report and in messages (default: its path).
     progress : callable, optional
         Called with the name of each stage as it starts.
+    palette : ndarray of uint8, shape (m, 3|4), optional
+        A fixed palette (e.g. from :func:`kmeanscli.core.palette.fit_palette`): every pixel
+        is mapped to its nearest colour of it (:func:`kmeanscli.core.palette.remap`) instead
+        of fitting k colours to this image. ``k`` is then only reported.
 
     Returns
     -------
@@ -191,7 +196,18 @@ def compress_file(
     decoded = decode(src, max_pixels=max_pixels, name=label)
     bytes_in = decoded.bytes_in
     pixels = decoded.pixels
-    result = quantize(pixels, k, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step)
+    if palette is None:
+        result = quantize(
+            pixels, k, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step
+        )
+    else:
+        from .core.palette import remap
+
+        step("assign")
+        try:
+            result = remap(pixels, palette)
+        except ValueError as exc:
+            raise InputError(f"{label}: {exc}") from exc
     step("encode")
     data, notes = encode(result, fmt, icc_profile=None if strip else decoded.icc_profile)
     if out_path is not None:
@@ -205,7 +221,7 @@ def compress_file(
         out_label = "-"
     if result.transparent_index is not None and k == 256 and result.colors == 255:
         notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
-    if result.lossless:
+    if result.lossless and palette is None:
         notes.insert(0, f"the image has only {result.colors} colours: all kept exactly")
     height, width = pixels.shape[:2]
     return CompressReport(

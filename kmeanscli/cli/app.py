@@ -47,7 +47,7 @@ def _root(
 
 
 def _register() -> None:
-    from . import compress  # noqa: F401  (commands register themselves on `app`)
+    from . import batch, compress  # noqa: F401  (commands register themselves on `app`)
 
 
 _register()

@@ -14,5 +14,7 @@ class ExitStatus(IntEnum):
     """The work failed: unreadable or corrupt input, unwritable output, refusing to overwrite."""
     USAGE = 2
     """Bad command line: unknown flag, value out of range, flags that do not go together."""
+    SOME_FAILED = 3
+    """``batch``: some files failed (the others were done; each failure is listed)."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT); no partial output is left behind."""
