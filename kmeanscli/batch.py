@@ -623,6 +623,9 @@ class DaskExecutor(Executor):
                 "--scheduler needs Dask distributed, which is not installed: "
                 "pip install 'kmeanscli[dask]'"
             ) from None
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # no log lines on stderr
         try:
             self._client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
@@ -641,7 +644,7 @@ class DaskExecutor(Executor):
         if not items:
             return
         self._futures = {self._client.submit(fn, item, *args, pure=False): item for item in items}
-        for fut in as_completed(list(self._futures)):
+        for fut in as_completed(list(self._futures), loop=self._client.loop):
             item = self._futures.pop(fut)
             try:
                 result = fut.result()

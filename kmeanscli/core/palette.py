@@ -254,8 +254,9 @@ def remap(pixels: np.ndarray, palette: np.ndarray) -> QuantizeResult:
         transparent pixels use one extra transparent entry ``(0, 0, 0, 0)`` at index 0, as
         in :func:`~kmeanscli.core.quantize.quantize`. ``k`` is the palette's length;
         ``lossless`` is True when every pixel kept its exact colour. The nearest colour is
-        exact (squared distance in RGB, or RGBA when either side has alpha; ties go to the
-        first palette entry).
+        exact (squared distance in RGB, or RGBA when the image has alpha; ties go to the
+        first palette entry). An opaque image is mapped to the palette's opaque colours
+        only (all of them when none is opaque), so it stays opaque.
 
     Raises
     ------
@@ -278,8 +279,12 @@ def remap(pixels: np.ndarray, palette: np.ndarray) -> QuantizeResult:
             visible = ~transparent
             work = flat[visible]
     opaque_work = in_channels == 3 or bool((work[:, 3] == 255).all())
-    opaque_pal = pal.shape[1] == 3 or bool((pal[:, 3] == 255).all())
-    space = 3 if opaque_work and opaque_pal else 4
+    opaque_entry = (
+        np.ones(len(pal), dtype=bool) if pal.shape[1] == 3 else np.asarray(pal[:, 3] == 255)
+    )
+    # An opaque image stays opaque: it uses only the opaque colours (when there are any).
+    candidates = np.flatnonzero(opaque_entry) if opaque_work and opaque_entry.any() else None
+    space = 3 if opaque_work and candidates is not None else 4
     if opaque_work:
         work = work[:, :3]
     pal_space = pal[:, :space] if pal.shape[1] >= space else _with_alpha(pal)
@@ -287,7 +292,11 @@ def remap(pixels: np.ndarray, palette: np.ndarray) -> QuantizeResult:
 
     if len(work):
         hist = histogram(np.ascontiguousarray(_with_alpha(work) if space == 4 else work))
-        labels, sqdist = nearest(hist.colors, pal_space)
+        if candidates is None:
+            labels, sqdist = nearest(hist.colors, pal_space)
+        else:
+            labels, sqdist = nearest(hist.colors, pal_space[candidates])
+            labels = candidates[labels]
         weights = np.asarray(hist.counts, dtype=np.float64)
         sq_total = float(np.dot(sqdist.astype(np.float64), weights))
         used = np.flatnonzero(np.bincount(labels, minlength=len(pal)))
