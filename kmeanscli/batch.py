@@ -538,7 +538,13 @@ class ProcessExecutor(Executor):
         from concurrent.futures import ProcessPoolExecutor
 
         methods = mp.get_all_start_methods()
-        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            ctx = mp.get_context("forkserver")  # no fork of this (threaded) process
+            # Heavy imports happen once, in the fork server; every worker starts with them
+            # (and the caller's __main__ is not re-imported).
+            ctx.set_forkserver_preload(["kmeanscli.batch", "sklearn.cluster", "PIL.Image"])
+        else:
+            ctx = mp.get_context("spawn")
         return ProcessPoolExecutor(
             max_workers=self.jobs,
             mp_context=ctx,

@@ -90,6 +90,8 @@ class _Renderer:
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
+                redirect_stdout=False,  # stdout is for --json lines only
+                redirect_stderr=False,
             )
 
     def __enter__(self) -> _Renderer:
