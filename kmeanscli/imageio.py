@@ -256,7 +256,7 @@ def encode(
         img = _palette_image(result)
         if has_alpha:
             kwargs["transparency"] = bytes(pal[:, 3].tolist())
-        img.save(buf, "PNG", optimize=True, **kwargs)
+        buf = _smallest_png(img, kwargs)
     elif fmt == "GIF":
         img = _palette_image(result)
         if result.transparent_index is not None:
@@ -291,6 +291,25 @@ def encode(
     else:
         raise UsageError(f"unsupported output format {fmt!r}")
     return buf.getvalue(), notes
+
+
+_ZLIB_RLE = 3  # zlib's Z_RLE strategy
+
+
+def _smallest_png(img, kwargs: dict[str, object]) -> io.BytesIO:
+    """Encode a palette PNG with zlib level 6 and with the RLE strategy; keep the smaller.
+
+    Measured on the sample photos: RLE wins for small palettes (smaller than level 9, and
+    ~50x faster), level 6 for large ones; level 9 gains under 0.5 % at many times the cost.
+    """
+    best: io.BytesIO | None = None
+    for options in ({"compress_level": 6}, {"compress_level": 9, "compress_type": _ZLIB_RLE}):
+        buf = io.BytesIO()
+        img.save(buf, "PNG", **options, **kwargs)
+        if best is None or buf.tell() < best.tell():
+            best = buf
+    assert best is not None
+    return best
 
 
 @contextmanager

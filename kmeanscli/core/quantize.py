@@ -32,7 +32,10 @@ MAX_COLORS = 256
 _BINCOUNT_MIN_PIXELS = 1 << 19  # above this, a 2**24-bin count beats sorting for RGB
 _COARSE_MIN_COLORS = 20_000  # above this, MiniBatchKMeans fits a coarser histogram
 _COARSE_BITS = 5  # bits per channel of the coarse histogram
+_REFINE_MAX_POINTS = 150_000  # above this, Lloyd refinement runs on a 7- or 6-bit histogram
 _BLOCK_ROWS = 1 << 15  # rows per float32 distance block
+_KDTREE_MIN_CENTERS = 32  # nearest() uses a KD-tree from this many centres ...
+_KDTREE_MIN_POINTS = 50_000  # ... and this many points
 
 ProgressCallback = Callable[[str], None]
 
@@ -104,11 +107,15 @@ class _Histogram:
 
 
 def _pack_rgb(flat: np.ndarray) -> np.ndarray:
-    codes = flat[:, 0].astype(np.uint32)
-    codes <<= 8
-    codes |= flat[:, 1]
-    codes <<= 8
-    codes |= flat[:, 2]
+    """``r << 16 | g << 8 | b`` as uint32, in chunks to keep temporaries small."""
+    codes = np.empty(len(flat), dtype=np.uint32)
+    step = 1 << 20
+    for start in range(0, len(flat), step):
+        part = flat[start : start + step]
+        out = codes[start : start + step]
+        np.left_shift(part[:, 0], 16, out=out, dtype=np.uint32)
+        out |= part[:, 1].astype(np.uint32) << 8
+        out |= part[:, 2]
     return codes
 
 
@@ -154,12 +161,18 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
 
     Notes
     -----
-    Distances are computed as ``|c|^2 - 2 x.c`` (+ ``|x|^2``) in float32 blocks. When points
+    Many points and centres go through a KD-tree (float64, exact for 8-bit colours). Otherwise
+    distances are computed as ``|c|^2 - 2 x.c`` (+ ``|x|^2``) in float32 blocks: when points
     and centres hold integers of 0..255, every intermediate is an integer below 2**24, so the
-    result is exact: the nearest centre is truly the nearest.
+    result is exact too. Either way the nearest centre is truly the nearest.
     """
     x = np.asarray(points, dtype=np.float32)
     c = np.asarray(centers, dtype=np.float32)
+    if len(c) >= _KDTREE_MIN_CENTERS and len(x) >= _KDTREE_MIN_POINTS:
+        from scipy.spatial import cKDTree  # comes with scikit-learn
+
+        dist, idx = cKDTree(c.astype(np.float64)).query(x, k=1, workers=-1)
+        return idx.astype(np.intp), (dist * dist).astype(np.float32)
     c_sq = np.einsum("ij,ij->i", c, c)
     neg2ct = -2.0 * c.T
     labels = np.empty(len(x), dtype=np.intp)
@@ -191,18 +204,25 @@ def _weighted_means(
 
 
 def _coarsen(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge colours into bins of ``bits`` per channel; each bin keeps its mean colour."""
+    """Merge colours into bins of ``bits`` per channel; each bin keeps its mean colour.
+
+    Returns float32 bin colours and float32 bin weights (pixel counts).
+    """
     shift = 8 - bits
     c = colors.shape[1]
-    binned = (colors >> shift).astype(np.int64)
     code = np.zeros(len(colors), dtype=np.int64)
     for j in range(c):
-        code = (code << bits) | binned[:, j]
-    uniq, labels = np.unique(code, return_inverse=True)
-    sums, totals = _weighted_means(
-        colors.astype(np.float64), counts.astype(np.float64), labels, len(uniq)
-    )
-    return (sums / totals[:, None]).astype(np.float32), totals
+        code <<= bits
+        code |= colors[:, j] >> shift
+    size = 1 << (bits * c)
+    w = counts.astype(np.float64)
+    totals = np.bincount(code, weights=w, minlength=size)
+    occupied = np.flatnonzero(totals)
+    means = np.empty((len(occupied), c), dtype=np.float32)
+    for j in range(c):
+        sums = np.bincount(code, weights=w * colors[:, j], minlength=size)
+        means[:, j] = sums[occupied] / totals[occupied]
+    return means, totals[occupied].astype(np.float32)
 
 
 def _fit_minibatch(
@@ -230,22 +250,40 @@ def _fit_minibatch(
     return model.cluster_centers_.astype(np.float32)
 
 
-def _lloyd(
-    points: np.ndarray, weights: np.ndarray, centers: np.ndarray, max_iter: int
+def _refine(
+    colors: np.ndarray,
+    counts: np.ndarray,
+    centers: np.ndarray,
+    *,
+    max_iter: int,
+    seed: int,
 ) -> np.ndarray:
-    """Exact weighted Lloyd iterations; stops when no assignment changes."""
-    centers = centers.astype(np.float32, copy=True)
-    k = len(centers)
-    previous = None
-    for _ in range(max_iter):
-        labels, _ = nearest(points, centers)
-        if previous is not None and np.array_equal(labels, previous):
+    """Exact weighted Lloyd iterations (scikit-learn's compiled ``KMeans``) from ``centers``.
+
+    Runs on the full histogram when it is small enough, else on a 7- or 6-bit histogram
+    whose bins carry their mean colour.
+    """
+    from sklearn.cluster import KMeans
+
+    points, weights = colors.astype(np.float32), counts.astype(np.float32)
+    for bits in (7, 6):
+        if len(points) <= _REFINE_MAX_POINTS:
             break
-        sums, totals = _weighted_means(points, weights, labels, k)
-        used = totals > 0
-        centers[used] = (sums[used] / totals[used, None]).astype(np.float32)
-        previous = labels
-    return centers
+        points, weights = _coarsen(colors, counts, bits)
+    k = len(centers)
+    if len(points) <= k:
+        return centers
+    model = KMeans(
+        n_clusters=k,
+        init=centers.astype(np.float32),
+        n_init=1,
+        max_iter=max_iter,
+        tol=0.0,
+        algorithm="lloyd",
+        random_state=seed,
+    )
+    model.fit(points, sample_weight=weights)
+    return model.cluster_centers_.astype(np.float32)
 
 
 def _exact_palette(
@@ -263,7 +301,8 @@ def _exact_palette(
         counts = np.bincount(labels, minlength=len(palette))
         used = counts > 0
         if len(palette) == k and used.all():
-            return palette, labels, sqdist
+            diff = points - palette[labels].astype(np.float32)
+            return palette, labels, np.einsum("ij,ij->i", diff, diff)  # exact integers
         palette = palette[used]
         need = k - len(palette)
         cost = sqdist * weights
@@ -393,7 +432,9 @@ def quantize(
             )
         if refine_iter > 0:
             step("refine")
-            centers = _lloyd(points, weights, centers, refine_iter)
+            centers = _refine(
+                hist.colors, hist.counts, centers, max_iter=refine_iter, seed=int(seed)
+            )
         step("assign")
         palette_w, labels, sqdist = _exact_palette(points, weights, centers, k_eff)
         sq_total = float(np.dot(sqdist.astype(np.float64), weights))
