@@ -52,6 +52,7 @@ __all__ = [
     "Plan",
     "ProcessExecutor",
     "Task",
+    "WorkerDied",
     "compress_task",
     "histogram_task",
     "image_extensions",
@@ -496,6 +497,10 @@ class Executor:
         self.close()
 
 
+class WorkerDied(KmeansCliError):
+    """The worker process running a file died (killed, e.g. for lack of memory)."""
+
+
 class _Terminated(BaseException):
     """Raised in a pool worker by SIGTERM: unwinds the task (atomic_write removes its
     temporary file), then the task function ends the worker process."""
@@ -521,12 +526,16 @@ class ProcessExecutor(Executor):
 
     Each worker imports scikit-learn once and limits its BLAS/OpenMP threads (threadpoolctl)
     to ``threads`` (default: cores // jobs, at least 1), so the workers don't oversubscribe
-    the cores. A worker that dies (e.g. killed for memory) fails only the files it had in
-    hand; a new pool takes the rest.
+    the cores. When a worker dies (e.g. killed for lack of memory), a new pool takes over;
+    the files that were in hand are retried one at a time, so only the file that kills its
+    worker fails (with :class:`WorkerDied`).
     """
 
     def __init__(self, jobs: int | None = None, *, threads: int | None = None) -> None:
-        cores = os.cpu_count() or 1
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
         self.jobs = max(1, jobs or cores)
         self.threads = threads or max(1, cores // self.jobs)
         self.description = f"{self.jobs} local worker process{'es' if self.jobs > 1 else ''}"
@@ -559,32 +568,42 @@ class ProcessExecutor(Executor):
         from concurrent.futures.process import BrokenProcessPool
 
         pending = deque(items)
+        suspects: deque[Any] = deque()  # in hand when a worker died: retried one at a time
         window = 2 * self.jobs
-        while pending or self._running:
+        while pending or suspects or self._running:
             if self._pool is None:
                 self._pool = self._new_pool()
-            while pending and len(self._running) < window:
-                item = pending.popleft()
-                self._running[self._pool.submit(fn, item, *args)] = item
+            alone = bool(suspects)
+            if alone:
+                if not self._running:
+                    item = suspects.popleft()
+                    self._running[self._pool.submit(fn, item, *args)] = item
+            else:
+                while pending and len(self._running) < window:
+                    item = pending.popleft()
+                    self._running[self._pool.submit(fn, item, *args)] = item
             done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
-            broken = False
+            hit: list[Any] = []
             for fut in done:
                 item = self._running.pop(fut)
                 try:
                     result = fut.result()
                 except BrokenProcessPool:
-                    broken = True
-                    yield item, None, RuntimeError("its worker process died (out of memory?)")
+                    hit.append(item)
                 except Exception as exc:
                     yield item, None, exc
                 else:
                     yield item, result, None
-            if broken:
-                for fut, item in list(self._running.items()):
-                    del self._running[fut]
-                    yield item, None, RuntimeError("its worker process died (out of memory?)")
+            if hit:
+                hit.extend(self._running.values())
+                self._running.clear()
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+                if alone:  # it ran alone: this one killed its worker
+                    for item in hit:
+                        yield item, None, WorkerDied("its worker process died (out of memory?)")
+                else:
+                    suspects.extend(hit)
 
     def in_flight(self) -> list[Any]:
         """Items submitted and not yet returned."""
@@ -765,6 +784,8 @@ def run_batch(
     outdir = the_plan.outdir
     try:
         outdir.mkdir(parents=True, exist_ok=True)
+        if not os.access(outdir, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
     except OSError as exc:
         raise OutputError(
             f"{outdir}: cannot create the output folder: {exc.strerror or exc}"

@@ -342,3 +342,32 @@ def test_fileresult_json_fields() -> None:
     r = FileResult("a.png", "out/a-k16.png", "skipped")
     assert r.to_dict() == {"input": "a.png", "output": "out/a-k16.png", "status": "skipped"}
     assert r.bytes_in == 0
+
+
+def _die_on_three(item: int) -> int:
+    if item == 3:
+        os._exit(9)  # as if killed for lack of memory
+    return item * 10
+
+
+def _thread_limits(_item: int) -> list[int]:
+    import sklearn.cluster  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    return sorted({lib["num_threads"] for lib in threadpool_info()})
+
+
+def test_a_dead_worker_fails_only_its_own_file(pool) -> None:
+    from kmeanscli.batch import WorkerDied
+
+    outcomes = {item: (res, exc) for item, res, exc in pool.map_unordered(_die_on_three, range(8))}
+    assert sorted(outcomes) == list(range(8))
+    assert isinstance(outcomes[3][1], WorkerDied)
+    assert {i: r for i, (r, e) in outcomes.items() if e is None} == {
+        i: i * 10 for i in range(8) if i != 3
+    }
+
+
+def test_workers_limit_their_blas_and_openmp_threads(pool) -> None:
+    ((_item, limits, exc),) = list(pool.map_unordered(_thread_limits, [0]))
+    assert exc is None and limits == [pool.threads]

@@ -235,7 +235,7 @@ def batch(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            metavar="INPUT...",
+            metavar="INPUT",
             show_default=False,
             help="Image files, folders, or - to read newline-separated paths from stdin.",
         ),
@@ -326,9 +326,11 @@ def batch(
 ) -> int:
     """Compress many images at once, in parallel, into an output folder.
 
-    Each file is compressed as `compress` would (same options, same bytes) to
-    OUTDIR/<path>/<stem>-k<K>.<ext>. Outputs newer than their input are skipped, so an
-    interrupted run is finished by running it again. Exit status 3: some files failed.
+    Each file is compressed as compress would, to OUTDIR/<path>/<stem>-k<K>.<ext>.
+
+    Outputs newer than their input are skipped: run an interrupted batch again to finish it.
+
+    Exit status 3: some files failed (the others were done).
 
     Examples:
 
