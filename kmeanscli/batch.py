@@ -54,6 +54,7 @@ __all__ = [
     "Task",
     "WorkerDied",
     "compress_task",
+    "fit_palette_task",
     "histogram_task",
     "image_extensions",
     "make_executor",
@@ -68,7 +69,9 @@ FORMATS: dict[str, str] = {"png": ".png", "webp": ".webp", "gif": ".gif"}
 PALETTE_FILE = "palette.json"
 """Name of the shared palette written in the output folder."""
 
-_HISTOGRAM_COLORS = 16_384  # per-image sample size of a shared-palette histogram
+_HISTOGRAM_COLORS = 16_384  # per-image sample size of a shared-palette histogram ...
+_HISTOGRAM_MIN_COLORS = 1_024  # ... down to this for very large sets,
+_HISTOGRAM_BUDGET = 2_000_000  # so that all of them hold about this many colours
 
 
 @dataclass(frozen=True)
@@ -441,7 +444,7 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
 
 
 def histogram_task(
-    task: Task, options: BatchOptions
+    task: Task, options: BatchOptions, max_colors: int = _HISTOGRAM_COLORS
 ) -> tuple[np.ndarray, np.ndarray, bool] | FileResult:
     """One file's sampled RGBA colour histogram for a shared palette (runs in a worker).
 
@@ -452,13 +455,31 @@ def histogram_task(
 
     try:
         pixels = decode(task.input, max_pixels=options.max_pixels, name=task.input).pixels
-        colors, counts = color_histogram(pixels, max_colors=_HISTOGRAM_COLORS, seed=options.seed)
+        colors, counts = color_histogram(pixels, max_colors=max_colors, seed=options.seed)
     except _Terminated:
         os._exit(128 + signal.SIGTERM)
     except Exception as exc:
         return FileResult(task.input, task.output, "failed", error=_reason(exc, task.input))
     transparent = pixels.shape[-1] == 4 and bool((pixels[..., 3] == 0).any())
     return colors, counts, transparent
+
+
+def fit_palette_task(
+    histogram: tuple[np.ndarray, np.ndarray], options: BatchOptions, k: int
+) -> np.ndarray:
+    """:func:`kmeanscli.core.palette.fit_palette` on a merged histogram (runs in a worker)."""
+    from .core.palette import fit_palette
+
+    try:
+        return fit_palette(
+            [histogram],
+            k,
+            seed=options.seed,
+            max_iter=options.max_iter,
+            batch_size=options.batch_size,
+        )
+    except _Terminated:
+        os._exit(128 + signal.SIGTERM)
 
 
 # --------------------------------------------------------------------------- executors
@@ -757,9 +778,11 @@ def run_batch(
     on_event : callable, optional
         Called in this process with each :class:`BatchEvent`.
     shared_palette : bool, optional
-        Fit one palette on the colour histograms of all inputs (each sampled to at most
-        16,384 colours, weighted by pixel count), write it to ``OUTDIR/palette.json`` and
-        map every file onto it. When it differs from the ``palette.json`` already there, the
+        Fit one palette on the colour histograms of all inputs (each colour weighted by its
+        pixel count; each image's histogram sampled to at most 16,384 colours, fewer - down
+        to 1,024 - when there are more than about 120 files, and the merged one to 65,536),
+        write it to ``OUTDIR/palette.json`` and map every file onto it. The fit runs on the
+        executor too. When it differs from the ``palette.json`` already there, the
         outputs that would have been skipped are redone.
     fail_fast : bool, optional
         Stop at the first failure (the summary's ``stopped`` is then True).
@@ -809,11 +832,14 @@ def run_batch(
 
         if shared_palette:
             everything = todo + skipped
+            order = {t: i for i, t in enumerate(everything)}
             emit(BatchEvent("stage", "histograms", 0, len(everything)))
-            hists: list[tuple[np.ndarray, np.ndarray]] = []
+            per_file = _HISTOGRAM_BUDGET // max(1, len(everything))
+            per_file = min(_HISTOGRAM_COLORS, max(_HISTOGRAM_MIN_COLORS, per_file))
+            found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             bad: set[Task] = set()
             transparent = False
-            outcomes = executor.map_unordered(histogram_task, everything, options)
+            outcomes = executor.map_unordered(histogram_task, everything, options, per_file)
             for n, (task, out, exc) in enumerate(outcomes, start=1):
                 if exc is not None:
                     out = FileResult(
@@ -827,25 +853,27 @@ def run_batch(
                         summary.stopped = True
                         return summary
                 else:
-                    hists.append((out[0], out[1]))
+                    found[order[task]] = (out[0], out[1])
                     transparent = transparent or out[2]
                 emit(BatchEvent("histogram", "histograms", n, len(everything)))
             todo = [t for t in todo if t not in bad]
             skipped = [t for t in skipped if t not in bad]
-            if hists:
-                from .core.palette import fit_palette
+            if found:
+                from .core.palette import DEFAULT_MAX_COLORS, merge_histograms, sample_histogram
 
                 emit(BatchEvent("stage", "palette", 0, 1))
                 k = min(options.k, 255) if transparent else options.k
-                palette = fit_palette(
-                    hists,
-                    k,
-                    seed=options.seed,
-                    max_iter=options.max_iter,
-                    batch_size=options.batch_size,
+                # merged in input order (not arrival order): the same palette every run
+                merged = merge_histograms(found[i] for i in sorted(found))
+                merged = sample_histogram(*merged, DEFAULT_MAX_COLORS, seed=options.seed)
+                # the fit runs where the files do: a worker, with its thread limits
+                ((_, palette, exc),) = list(
+                    executor.map_unordered(fit_palette_task, [merged], options, k)
                 )
+                if exc is not None:
+                    raise InputError(f"cannot fit a shared palette: {_reason(exc)}") from exc
                 path = outdir / PALETTE_FILE
-                text = _palette_json(palette, options, len(hists))
+                text = _palette_json(palette, options, len(found))
                 if _read_palette(path) != palette.astype(int).tolist():
                     todo, skipped = todo + skipped, []  # outputs made with another palette
                     from .imageio import atomic_write

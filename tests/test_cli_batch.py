@@ -282,6 +282,15 @@ def test_dask_cluster_matches_the_local_pool_byte_for_byte(cli, tree: Path, tmp_
         code_d, out_d, err_d = cli(
             "batch", tree, "-r", "-o", remote, "-k", "8", "--json", "--scheduler", address
         )
+        # the shared palette too: histograms, fit and mapping all run on the cluster
+        shared = ["-r", "-k", "6", "--shared-palette", "-q"]
+        code_sd, _, _ = cli("batch", tree, "-o", tmp_path / "sd", *shared, "--scheduler", address)
+    code_sl, _, _ = cli("batch", tree, "-o", tmp_path / "sl", *shared, "-j", "2")
+    assert code_sd == code_sl == 3
+    assert files_under(tmp_path / "sd") == files_under(tmp_path / "sl")
+    for name in files_under(tmp_path / "sl"):
+        assert (tmp_path / "sd" / name).read_bytes() == (tmp_path / "sl" / name).read_bytes()
+    assert "palette.json" in files_under(tmp_path / "sl")
     assert code_l == code_d == 3
     assert files_under(local) == files_under(remote) == EXPECTED
     for name in EXPECTED:

@@ -116,12 +116,13 @@ class _Renderer:
             if event.stage == "compress":
                 self.compress_started = time.perf_counter()
             if self.progress is not None:
-                self.progress.update(
+                self.progress.reset(  # also restarts the rate and ETA estimates
                     self.task_id,
                     description=_STAGES.get(event.stage, event.stage),
                     total=event.total if event.stage != "palette" else None,
                     completed=event.done,
                     saved=self.saved if event.stage == "compress" else None,
+                    failed=self.failed,
                 )
             elif event.stage == "histograms":
                 self.line(f"reading the colours of {event.total} files for a shared palette")
