@@ -13,24 +13,43 @@ The library API, usable without the command line::
 from __future__ import annotations
 
 from .api import CompressReport, compress_file, default_output, sample_image
-from .core.metrics import mse, psnr
+from .compare import Comparison, compare_files, compare_k
+from .core.metrics import delta_e, mse, psnr, ssim
 from .core.quantize import QuantizeResult, quantize
-from .errors import InputError, KmeansCliError, OutputError, UsageError
+from .core.search import SearchResult, Target, search_k
+from .errors import (
+    InputError,
+    KmeansCliError,
+    NotSmallerError,
+    OutputError,
+    TargetNotMetError,
+    UsageError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "CompressReport",
     "InputError",
     "KmeansCliError",
+    "NotSmallerError",
     "OutputError",
     "QuantizeResult",
+    "SearchResult",
+    "Target",
+    "TargetNotMetError",
     "UsageError",
     "__version__",
+    "compare_files",
+    "compare_k",
     "compress_file",
     "default_output",
+    "delta_e",
     "mse",
     "psnr",
     "quantize",
     "sample_image",
+    "search_k",
+    "ssim",
 ]

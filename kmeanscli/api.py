@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -13,12 +15,15 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .core.quantize import ProgressCallback, QuantizeResult, quantize
-from .errors import InputError, OutputError
-from .imageio import atomic_write, decode, encode, format_for
+from .core.search import SearchResult, Target, search_k
+from .errors import InputError, NotSmallerError, OutputError, TargetNotMetError, UsageError
+from .imageio import FORMATS, atomic_write, decode, encode, format_for
 
 __all__ = ["CompressReport", "compress_file", "default_output", "sample_image"]
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
+
+_EXTENSIONS = {fmt: ext for ext, fmt in reversed(FORMATS.items())}  # PNG -> .png, JPEG -> .jpg
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +48,8 @@ class CompressReport:
     warnings: list[str] = field(default_factory=list)
     result: QuantizeResult | None = field(default=None, repr=False)
     original: np.ndarray | None = field(default=None, repr=False)
+    search: SearchResult | None = field(default=None, repr=False)
+    """How k was chosen, when quality targets were given."""
 
     @property
     def ratio(self) -> float:
@@ -121,6 +128,9 @@ def compress_file(
     format: str | None = None,
     input_name: str | None = None,
     progress: ProgressCallback | None = None,
+    targets: Sequence[Target] = (),
+    skip_if_larger: bool = False,
+    default_dir: str | os.PathLike[str] | None = None,
     palette: np.ndarray | None = None,
 ) -> CompressReport:
     """Quantize an image file to ``k`` colours and write the result.
@@ -131,7 +141,8 @@ def compress_file(
         The input image. It is only read.
     dst : path, binary file object or None
         Where to write. A path is written atomically (temporary file, then rename); its
-        extension picks the format. None means ``<stem>-k<K>.png`` beside ``src``.
+        extension picks the format. None means ``<stem>-k<K>.png`` beside ``src`` (with the
+        extension of ``format`` when it is given).
     k : int
         Number of colours (see :func:`kmeanscli.quantize`).
     seed, max_iter, batch_size
@@ -148,10 +159,20 @@ def compress_file(
         Name of the input in the report and in messages (default: its path).
     progress : callable, optional
         Called with the name of each stage as it starts.
+    targets : sequence of Target, optional
+        Quality targets: ``k`` is ignored and the smallest k from 2 to 256 meeting all of them
+        is used, found by bisection (:func:`kmeanscli.core.search.search_k`). The default
+        output is named after that k.
+    skip_if_larger : bool
+        Write nothing and raise :class:`~kmeanscli.errors.NotSmallerError` when the output
+        would not be smaller than the input.
+    default_dir : path, optional
+        Folder of the default output (default: the input's folder).
     palette : ndarray of uint8, shape (m, 3|4), optional
         A fixed palette (e.g. from :func:`kmeanscli.core.palette.fit_palette`): every pixel
         is mapped to its nearest colour of it (:func:`kmeanscli.core.palette.remap`) instead
-        of fitting k colours to this image. ``k`` is then only reported.
+        of fitting k colours to this image. ``k`` is then only reported. Not with
+        ``targets``.
 
     Returns
     -------
@@ -161,18 +182,29 @@ def compress_file(
     ------
     InputError, OutputError, UsageError
         With a message ready for the user.
+    TargetNotMetError
+        When even 256 colours miss a target (nothing is written).
+    NotSmallerError
+        With ``skip_if_larger``, when the output would not be smaller (nothing is written).
     """
     started = time.perf_counter()
     step = progress or (lambda _stage: None)
     src_path = Path(src) if isinstance(src, (str, os.PathLike)) else None
     label = input_name or (str(src_path) if src_path is not None else "-")
 
+    if palette is not None and targets:
+        raise UsageError("a fixed palette cannot be combined with quality targets")
+    # the default output's extension: the format's when one is given
+    ext = _EXTENSIONS.get(format.upper(), ".png") if format else ".png"
     out_path: Path | None
     stream: BinaryIO | None = None
+    deferred = False  # the default output's name waits for the k the targets choose
     if dst is None:
         if src_path is None:
             raise OutputError("an input that is not a file needs an explicit output")
-        out_path = default_output(src_path, k)
+        base = src_path if default_dir is None else Path(default_dir) / src_path.name
+        deferred = bool(targets)
+        out_path = None if deferred else default_output(base, k, ext)
     elif isinstance(dst, (str, os.PathLike)):
         out_path = Path(dst)
     else:
@@ -180,27 +212,14 @@ def compress_file(
     fmt = format.upper() if format else format_for(out_path)
 
     if out_path is not None:
-        if src_path is not None and _same_file(src_path, out_path):
-            raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
-        if out_path.is_dir():
-            raise OutputError(f"{out_path}: is a directory")
-        if out_path.exists() and not force:
-            raise OutputError(f"{out_path}: already exists (use --force to overwrite)")
-        folder = out_path.parent
-        if not folder.exists():
-            raise OutputError(f"{out_path}: folder {folder} does not exist")
-        if not folder.is_dir():
-            raise OutputError(f"{out_path}: {folder} is not a folder")
+        _check_output(out_path, src_path, force)
 
     step("decode")
     decoded = decode(src, max_pixels=max_pixels, name=label)
     bytes_in = decoded.bytes_in
     pixels = decoded.pixels
-    if palette is None:
-        result = quantize(
-            pixels, k, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step
-        )
-    else:
+    found: SearchResult | None = None
+    if palette is not None:
         from .core.palette import remap
 
         step("assign")
@@ -208,8 +227,29 @@ def compress_file(
             result = remap(pixels, palette)
         except ValueError as exc:
             raise InputError(f"{label}: {exc}") from exc
+    elif targets:
+        run = functools.partial(
+            quantize, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step
+        )
+        try:
+            found = search_k(pixels, targets, run)
+        except TargetNotMetError as exc:
+            raise TargetNotMetError(f"{label}: {exc}; nothing written") from None
+        result, k = found.result, found.k
+        if deferred:
+            out_path = default_output(base, k, ext)
+            _check_output(out_path, src_path, force)
+    else:
+        result = quantize(
+            pixels, k, seed=seed, max_iter=max_iter, batch_size=batch_size, progress=step
+        )
     step("encode")
     data, notes = encode(result, fmt, icc_profile=None if strip else decoded.icc_profile)
+    if skip_if_larger and len(data) >= bytes_in:
+        raise NotSmallerError(
+            f"{label}: the output would be {len(data):,} bytes, not smaller than the input's "
+            f"{bytes_in:,}; nothing written"
+        )
     if out_path is not None:
         with atomic_write(out_path) as fh:
             fh.write(data)
@@ -243,4 +283,19 @@ def compress_file(
         warnings=notes,
         result=result,
         original=pixels,
+        search=found,
     )
+
+
+def _check_output(out_path: Path, src_path: Path | None, force: bool) -> None:
+    if src_path is not None and _same_file(src_path, out_path):
+        raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
+    if out_path.is_dir():
+        raise OutputError(f"{out_path}: is a directory")
+    if out_path.exists() and not force:
+        raise OutputError(f"{out_path}: already exists (use --force to overwrite)")
+    folder = out_path.parent
+    if not folder.exists():
+        raise OutputError(f"{out_path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"{out_path}: {folder} is not a folder")

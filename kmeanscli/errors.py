@@ -21,3 +21,17 @@ class OutputError(KmeansCliError):
 
 class UsageError(KmeansCliError, ValueError):
     """Arguments that do not fit together (also a ``ValueError`` for library callers)."""
+
+
+class TargetNotMetError(KmeansCliError):
+    """No k up to 256 reaches the asked quality target (``--target-psnr`` ...).
+
+    The CLI exits with its own status for it (99, as pngquant does).
+    """
+
+
+class NotSmallerError(KmeansCliError):
+    """The output would not be smaller than the input (``--skip-if-larger``).
+
+    The CLI exits with its own status for it (98, as pngquant does).
+    """

@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from .. import __version__
-from ..errors import KmeansCliError, UsageError
+from ..errors import KmeansCliError, NotSmallerError, TargetNotMetError, UsageError
 from .console import error
 from .status import ExitStatus
 
@@ -47,7 +47,7 @@ def _root(
 
 
 def _register() -> None:
-    from . import batch, compress  # noqa: F401  (commands register themselves on `app`)
+    from . import batch, compare, compress  # noqa: F401  (commands register themselves)
 
 
 _register()
@@ -65,6 +65,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         error(str(exc))
         return ExitStatus.USAGE
+    except TargetNotMetError as exc:
+        error(str(exc))
+        return ExitStatus.TARGET_NOT_MET
+    except NotSmallerError as exc:
+        error(str(exc))
+        return ExitStatus.SKIPPED_NOT_SMALLER
     except KmeansCliError as exc:
         error(str(exc))
         return ExitStatus.FAILURE

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ..api import CompressReport, compress_file, default_output, sample_image
+from ..core.search import make_targets
 from ..errors import UsageError
 from ..imageio import format_for
 from .app import app
@@ -20,13 +21,18 @@ from .options import (
     Colors,
     Force,
     Json,
+    MaxDeltaE,
     MaxIter,
     MaxPixels,
     Plot,
     Preview,
     Quiet,
+    Sample,
     Seed,
+    SkipIfLarger,
     Strip,
+    TargetPsnr,
+    TargetSsim,
 )
 
 
@@ -94,14 +100,12 @@ def compress(
     quiet: Quiet = False,
     preview: Preview = False,
     plot: Plot = None,
-    sample: Annotated[
-        bool,
-        typer.Option(
-            "--sample",
-            help="Use the built-in sample photo (scikit-learn's china.jpg) as IN; the "
-            "output goes to the current folder.",
-        ),
-    ] = False,
+    sample: Sample = False,
+    target_psnr: TargetPsnr = None,
+    target_ssim: TargetSsim = None,
+    max_delta_e: MaxDeltaE = None,
+    skip_if_larger: SkipIfLarger = False,
+    ctx: typer.Context = None,  # type: ignore[assignment]  # Typer fills it in
 ) -> None:
     """Reduce an image to k colours and write it as a small palette image.
 
@@ -112,17 +116,26 @@ def compress(
       cat a.png | kmeanscli compress - -k 8 -o - > b.png
 
       kmeanscli compress photo.jpg --json | jq .psnr
+
+      kmeanscli compress photo.jpg --target-psnr 35 --skip-if-larger
     """
     if sample and input is not None:
         raise UsageError("give either IN or --sample, not both")
     if not sample and input is None:
         raise UsageError("missing IN: give an image path, - for stdin, or --sample")
+    targets = make_targets(target_psnr, target_ssim, max_delta_e)
+    if targets and ctx is not None:
+        source = ctx.get_parameter_source("colors")
+        if source is not None and source.name == "COMMANDLINE":
+            raise UsageError("give -k or a quality target (--target-*, --max-delta-e), not both")
 
     src: str | Path | bytes
     if sample:
         src_path = sample_image()
         src, name = src_path, src_path.name
         out = output if output is not None else str(default_output(src_path.name, colors))
+        if output is None and targets:
+            out = None  # named after the chosen k, in the current folder
     elif input == "-":
         src, name = sys.stdin.buffer.read(), "-"
         out = output if output is not None else "-"
@@ -156,6 +169,9 @@ def compress(
             format="PNG" if to_stdout else None,
             input_name=name,
             progress=stages,
+            targets=targets,
+            skip_if_larger=skip_if_larger,
+            default_dir="." if sample else None,
         )
 
     for note in report.warnings:
@@ -165,17 +181,22 @@ def compress(
         sys.stdout.flush()
     if not quiet:
         render_report(report)
+        if report.search is not None:
+            goals = " and ".join(t.describe() for t in targets)
+            err_console().print(
+                f"k={report.k}: the smallest k with {goals}", markup=False, highlight=False
+            )
     if plot is not None or preview:
         from .. import plots
 
         assert report.original is not None and report.result is not None
         if plot is not None:
             plots.save_compress_figure(
-                plot, report.original, report.result, title=f"{report.input}: k={colors}"
+                plot, report.original, report.result, title=f"{report.input}: k={report.k}"
             )
         if preview:
             shown = plots.show_compress_figure(
-                report.original, report.result, title=f"{report.input}: k={colors}"
+                report.original, report.result, title=f"{report.input}: k={report.k}"
             )
             if not shown:
                 warn(

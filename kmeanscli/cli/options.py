@@ -48,7 +48,10 @@ MaxPixels = Annotated[
     ),
 ]
 Json = Annotated[
-    bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")
+    bool, typer.Option("--json", help="Print the report as JSON on stdout (and nothing else).")
+]
+Csv = Annotated[
+    bool, typer.Option("--csv", help="Print the report as CSV on stdout (and nothing else).")
 ]
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress, report or warnings; errors only.")
@@ -56,7 +59,8 @@ Quiet = Annotated[
 Preview = Annotated[
     bool,
     typer.Option(
-        "--preview", help="Show original, result and palette in a window (needs a display)."
+        "--preview",
+        help="Show the --plot figure in a window (without a display: a warning, no window).",
     ),
 ]
 Plot = Annotated[
@@ -66,5 +70,56 @@ Plot = Annotated[
         metavar="FILE",
         dir_okay=False,
         help="Write the preview figure to FILE (.png, .svg or .pdf) without a display.",
+    ),
+]
+PlotColors = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot-colors",
+        metavar="FILE",
+        dir_okay=False,
+        help="Write the image's colours as a 3D RGB point cloud with the palette marked, and "
+        "the palette swatches, to FILE (.png, .svg or .pdf).",
+    ),
+]
+Sample = Annotated[
+    bool,
+    typer.Option(
+        "--sample",
+        help="Use the built-in sample photo (scikit-learn's china.jpg) as IN; an output "
+        "named after it goes to the current folder.",
+    ),
+]
+TargetPsnr = Annotated[
+    float | None,
+    typer.Option(
+        "--target-psnr",
+        metavar="DB",
+        help="Quality target: the smallest k (2-256) whose PSNR is at least DB decibels.",
+    ),
+]
+TargetSsim = Annotated[
+    float | None,
+    typer.Option(
+        "--target-ssim",
+        metavar="S",
+        help="Quality target: the smallest k (2-256) whose SSIM is at least S (up to 1).",
+    ),
+]
+MaxDeltaE = Annotated[
+    float | None,
+    typer.Option(
+        "--max-delta-e",
+        metavar="E",
+        help="Quality target: the smallest k (2-256) whose mean CIEDE2000 ΔE is at most E "
+        "(about 1 is barely visible).",
+    ),
+]
+SkipIfLarger = Annotated[
+    bool,
+    typer.Option(
+        "--skip-if-larger",
+        help="Write nothing, and exit with status 98, when the output would not be smaller "
+        "than the input.",
     ),
 ]

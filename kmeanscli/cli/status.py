@@ -16,5 +16,11 @@ class ExitStatus(IntEnum):
     """Bad command line: unknown flag, value out of range, flags that do not go together."""
     SOME_FAILED = 3
     """``batch``: some files failed (the others were done; each failure is listed)."""
+    SKIPPED_NOT_SMALLER = 98
+    """``compress --skip-if-larger``: the output would not be smaller than the input; nothing
+    was written."""
+    TARGET_NOT_MET = 99
+    """A quality target (``--target-psnr``, ``--target-ssim``, ``--max-delta-e``) is not met even
+    with 256 colours; ``compress`` wrote nothing."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT); no partial output is left behind."""

@@ -3,13 +3,33 @@
 Both images are ``uint8`` arrays of the same shape ``(..., C)`` with ``C`` = 3 (RGB) or 4
 (RGBA). The error is the mean over every pixel and every channel. For RGBA images a pixel that
 is fully transparent in both images counts as exact (its RGB values are invisible).
+
+The perceptual metrics, :func:`ssim` and :func:`delta_e`, come from scikit-image (imported only
+when they are called). They need images of shape ``(H, W, C)``; RGBA images are first
+composited over white, as a viewer would show them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+
+__all__ = [
+    "Scores",
+    "delta_e",
+    "mse",
+    "psnr",
+    "psnr_from_mse",
+    "scores",
+    "squared_error_sum",
+    "ssim",
+    "visible_rgb",
+]
+
+_SSIM_WINDOW = 7  # scikit-image's default window for structural_similarity
+_STRIP_PIXELS = 1 << 20  # pixels per strip: bounds the memory of the SSIM and ΔE passes
 
 
 def squared_error_sum(original: np.ndarray, quantized: np.ndarray) -> int:
@@ -44,3 +64,123 @@ def psnr_from_mse(value: float) -> float:
 def psnr(original: np.ndarray, quantized: np.ndarray) -> float:
     """PSNR in dB between two 8-bit images (``inf`` for identical images)."""
     return psnr_from_mse(mse(original, quantized))
+
+
+def visible_rgb(image: np.ndarray) -> np.ndarray:
+    """The image as a viewer shows it: RGB in 0..255, RGBA composited over white.
+
+    Returns the input itself for RGB and a float64 array for RGBA.
+    """
+    if image.shape[-1] == 3:
+        return image
+    if image.shape[-1] != 4:
+        raise ValueError(f"expected 3 (RGB) or 4 (RGBA) channels; got shape {image.shape}.")
+    f = image.astype(np.float64)
+    alpha = f[..., 3:4] / 255.0
+    return f[..., :3] * alpha + 255.0 * (1.0 - alpha)
+
+
+def _check_pair(original: np.ndarray, other: np.ndarray) -> None:
+    if original.shape != other.shape:
+        raise ValueError(f"images have different shapes: {original.shape} and {other.shape}.")
+    if original.ndim != 3 or original.shape[-1] not in (3, 4):
+        raise ValueError(f"expected images of shape (H, W, 3|4); got {original.shape}.")
+    if original.size == 0:
+        raise ValueError("cannot compare empty images.")
+
+
+def _strip_rows(width: int) -> int:
+    return max(4 * _SSIM_WINDOW, _STRIP_PIXELS // max(width, 1))
+
+
+def ssim(original: np.ndarray, other: np.ndarray, *, strip_rows: int | None = None) -> float:
+    """Mean structural similarity (SSIM) over the colour channels, 1.0 for identical images.
+
+    scikit-image's ``structural_similarity`` with ``channel_axis=-1``, ``data_range=255`` and
+    its default 7×7 uniform window (smaller, odd, for images under 7 pixels on a side).
+
+    Parameters
+    ----------
+    original, other : ndarray of uint8, shape (H, W, 3|4)
+    strip_rows : int, optional
+        Large images are scored in horizontal strips of this many rows (with the window's
+        overlap, so the value is the same as in one pass) to bound memory. Default: about a
+        million pixels per strip.
+
+    Returns
+    -------
+    float
+        NaN for an image under 3 pixels on a side, where SSIM is undefined.
+    """
+    from skimage.metrics import structural_similarity  # heavy import, only when asked
+
+    _check_pair(original, other)
+    a, b = visible_rgb(original), visible_rgb(other)
+    height, width = a.shape[:2]
+    win = min(_SSIM_WINDOW, height, width)
+    win -= 1 - win % 2  # odd
+    if win < 3:
+        return math.nan
+    options = {"channel_axis": -1, "data_range": 255.0, "win_size": win}
+    step = strip_rows or _strip_rows(width)
+    if height <= step:
+        return float(structural_similarity(a, b, **options))
+    pad = (win - 1) // 2
+    total = 0.0
+    for top in range(pad, height - pad, step):
+        bottom = min(top + step, height - pad)
+        _, full = structural_similarity(
+            a[top - pad : bottom + pad], b[top - pad : bottom + pad], full=True, **options
+        )
+        total += float(full[pad : pad + bottom - top, pad : width - pad].sum(dtype=np.float64))
+    return total / ((height - 2 * pad) * (width - 2 * pad) * 3)
+
+
+def delta_e(original: np.ndarray, other: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference (ΔE00) per pixel; 0 for identical images.
+
+    Both images go through scikit-image's ``rgb2lab`` (sRGB, D65) and ``deltaE_ciede2000``.
+    About 1 is a just-noticeable difference; above about 5 the colours read as different.
+
+    Parameters
+    ----------
+    original, other : ndarray of uint8, shape (H, W, 3|4)
+    """
+    from skimage.color import deltaE_ciede2000, rgb2lab  # heavy import, only when asked
+
+    _check_pair(original, other)
+    a = visible_rgb(original).reshape(-1, 3)
+    b = visible_rgb(other).reshape(-1, 3)
+    total = 0.0
+    for start in range(0, len(a), _STRIP_PIXELS):
+        la = rgb2lab(a[start : start + _STRIP_PIXELS].astype(np.float64) / 255.0)
+        lb = rgb2lab(b[start : start + _STRIP_PIXELS].astype(np.float64) / 255.0)
+        total += float(deltaE_ciede2000(la, lb, channel_axis=-1).sum(dtype=np.float64))
+    return total / len(a)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """How close an image is to its original (see :func:`scores`)."""
+
+    mse: float
+    """Mean squared error per channel, 8-bit units."""
+    psnr: float
+    """PSNR in dB (``inf`` when identical)."""
+    ssim: float
+    """Mean SSIM, 1.0 when identical."""
+    delta_e: float
+    """Mean CIEDE2000 ΔE per pixel, 0 when identical."""
+
+
+def scores(original: np.ndarray, other: np.ndarray, *, mse_value: float | None = None) -> Scores:
+    """All four metrics of ``other`` against ``original``.
+
+    ``mse_value`` may pass an MSE already known (a :class:`~kmeanscli.QuantizeResult` carries
+    it) to skip recomputing it.
+    """
+    _check_pair(original, other)
+    m = mse(original, other) if mse_value is None else float(mse_value)
+    return Scores(
+        mse=m, psnr=psnr_from_mse(m), ssim=ssim(original, other), delta_e=delta_e(original, other)
+    )

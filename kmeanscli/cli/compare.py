@@ -1,0 +1,345 @@
+"""``kmeanscli compare``: what each k costs and buys, and which k meets a quality target."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..compare import (
+    DEFAULT_KS,
+    FIELDS,
+    CompareRow,
+    Comparison,
+    compare_files,
+    compare_k,
+    make_targets,
+    parse_k_list,
+    parse_methods,
+)
+from ..errors import OutputError, TargetNotMetError, UsageError
+from .app import app
+from .console import Stages, err_console, progress_enabled, warn
+from .options import (
+    BatchSize,
+    Csv,
+    Json,
+    MaxDeltaE,
+    MaxIter,
+    MaxPixels,
+    Plot,
+    PlotColors,
+    Preview,
+    Quiet,
+    Sample,
+    Seed,
+    Strip,
+    TargetPsnr,
+    TargetSsim,
+)
+
+
+def _check_figure_path(path: Path, option: str) -> None:
+    """Refuse a figure path before any work: usage error for the extension, failure for
+    a folder that is missing or not writable."""
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"{path}: {option} writes .png, .svg or .pdf files")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        raise OutputError(f"{path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write in {folder}: permission denied")
+
+
+def _records(comparison: Comparison) -> list[dict[str, Any]]:
+    """The JSON/CSV rows: the ``FIELDS``, plus ``file`` (files), ``method`` (with --methods
+    other than k-means alone) and ``chosen`` (with a quality target)."""
+    with_method = comparison.methods not in ((), ("kmeans",))
+    out = []
+    for row in comparison.rows:
+        record: dict[str, Any] = {}
+        if row.file is not None:
+            record["file"] = row.file
+        if with_method:
+            record["method"] = row.method
+        record.update(row.to_dict())
+        if comparison.targets:
+            record["chosen"] = row.chosen
+        out.append(record)
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    return format(value, spec)
+
+
+def render_table(comparison: Comparison, console: Console) -> None:
+    """The comparison as a Rich table."""
+    files = comparison.files_mode
+    with_method = comparison.methods not in ((), ("kmeans",))
+    table = Table(
+        title=f"{comparison.input}: {comparison.width}×{comparison.height}, "
+        f"{comparison.bytes_in:,} bytes",
+        title_justify="left",
+        header_style="bold",
+    )
+    if files:
+        table.add_column("file", overflow="fold")
+    if with_method:
+        table.add_column("method")
+    if not files:
+        table.add_column("k", justify="right")
+    for name in ("colours", "bytes", "bpp", "ratio", "MSE", "PSNR", "SSIM", "ΔE00"):
+        table.add_column(name, justify="right")
+    if not files:
+        table.add_column("seconds", justify="right")
+    for row in comparison.rows:
+        s = row.scores
+        cells: list[str] = []
+        if files:
+            cells.append(row.file or "")
+        if with_method:
+            cells.append(row.method or "")
+        if not files:
+            cells.append(f"{row.k}" + (" ←" if row.chosen else ""))
+        cells += [
+            f"{row.colors:,}",
+            f"{row.bytes:,}",
+            f"{row.bpp:.2f}",
+            f"{row.ratio:.1%}",
+            _fmt(s.mse, ".2f"),
+            _fmt(s.psnr, ".2f"),
+            _fmt(s.ssim, ".4f"),
+            _fmt(s.delta_e, ".3f"),
+        ]
+        if not files:
+            cells.append(_fmt(row.seconds, ".2f"))
+        table.add_row(*cells, style="bold" if row.chosen else None)
+    console.print(table)
+
+
+def _write_csv(records: list[dict[str, Any]]) -> None:
+    keys = list(records[0]) if records else list(FIELDS)
+    writer = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+
+
+def _target_summary(comparison: Comparison) -> str | None:
+    found = comparison.search
+    if found is None:
+        return None
+    goals = " and ".join(t.describe() for t in comparison.targets)
+    got = ", ".join(t.format(found.scores[t.metric]) for t in comparison.targets)
+    text = f"chosen k={found.k}: the smallest k with {goals} ({got}"
+    below = found.below
+    if below:
+        missed = [t for t in comparison.targets if t.metric in below and not t.met(below[t.metric])]
+        if missed:
+            text += f"; k={found.k - 1} gives {missed[0].format(below[missed[0].metric])}"
+    return text + f"; {len(found.tried)} k values tried)"
+
+
+def _colors_source(comparison: Comparison) -> CompareRow:
+    chosen = [row for row in comparison.rows if row.chosen]
+    if chosen:
+        return chosen[0]
+    return comparison.rows[0]  # the first method's smallest k: the clearest picture
+
+
+@app.command()
+def compare(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="IN [OTHER...]",
+            show_default=False,
+            help="One image (or - for stdin) to quantize at each k; or an ORIGINAL followed "
+            "by files made from it, by any tool, to score against it.",
+        ),
+    ] = None,
+    ks: Annotated[
+        str | None,
+        typer.Option(
+            "-k",
+            "--colors",
+            metavar="K,K,...",
+            help="The k values to compare, 2 to 256, separated by commas. Default: "
+            + ",".join(map(str, DEFAULT_KS))
+            + " (none with a quality target: only the k values the search tries).",
+        ),
+    ] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            "--methods",
+            metavar="M,M,...",
+            help="Quantizers to compare at each k: kmeans, mediancut, octree (Pillow's median "
+            "cut and fast octree, no dither). Default: kmeans.",
+        ),
+    ] = None,
+    target_psnr: TargetPsnr = None,
+    target_ssim: TargetSsim = None,
+    max_delta_e: MaxDeltaE = None,
+    seed: Seed = 0,
+    max_iter: MaxIter = 100,
+    batch_size: BatchSize = 4096,
+    strip: Strip = False,
+    max_pixels: MaxPixels = None,
+    json_out: Json = False,
+    csv_out: Csv = False,
+    quiet: Quiet = False,
+    plot: Plot = None,
+    preview: Preview = False,
+    plot_colors: PlotColors = None,
+    sample: Sample = False,
+) -> None:
+    """Compare k values: size, bits per pixel, MSE, PSNR, SSIM and ΔE00 for each.
+
+    Each k is quantized like `compress` does (same seed, same bytes) and encoded as a palette
+    PNG in memory. With --target-psnr, --target-ssim or --max-delta-e, a bisection finds the
+    smallest k that meets the target. With several files, the first is the original and the
+    others (made by any tool) are scored against it.
+
+    Examples:
+
+      kmeanscli compare photo.jpg
+
+      kmeanscli compare photo.jpg -k 8,16,32 --methods kmeans,mediancut,octree --plot rd.png
+
+      kmeanscli compare photo.jpg --target-psnr 35 --json
+
+      kmeanscli compare photo.jpg pngquant.png magick.png
+    """
+    paths = list(files or [])
+    if sample and paths:
+        raise UsageError("give either IN or --sample, not both")
+    if not sample and not paths:
+        raise UsageError("missing IN: give an image path, - for stdin, or --sample")
+    if json_out and csv_out:
+        raise UsageError("give --json or --csv, not both")
+    files_mode = len(paths) > 1
+    targets = make_targets(target_psnr, target_ssim, max_delta_e)
+    if files_mode:
+        given = [
+            name
+            for name, value in (
+                ("-k", ks),
+                ("--methods", methods),
+                ("--plot-colors", plot_colors),
+                ("--target-psnr", target_psnr),
+                ("--target-ssim", target_ssim),
+                ("--max-delta-e", max_delta_e),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{given[0]} is for one image; it does not go with several files to score"
+            )
+        if "-" in paths:
+            raise UsageError("- (stdin) is for one image; give files to score by path")
+    k_values = parse_k_list(ks) if ks is not None else ([] if targets else list(DEFAULT_KS))
+    chosen_methods = parse_methods(methods) if methods is not None else ("kmeans",)
+    if targets and "kmeans" not in chosen_methods:
+        raise UsageError("quality targets choose k for kmeans: add kmeans to --methods")
+    for path, option in ((plot, "--plot"), (plot_colors, "--plot-colors")):
+        if path is not None:
+            _check_figure_path(path, option)
+    if plot is not None and plot_colors is not None and plot.resolve() == plot_colors.resolve():
+        raise UsageError("--plot and --plot-colors need different files")
+
+    with Stages(progress_enabled(quiet)) as stages:
+        if files_mode:
+            comparison = compare_files(paths[0], paths[1:], max_pixels=max_pixels, progress=stages)
+        else:
+            if sample:
+                from ..api import sample_image
+
+                src_path = sample_image()
+                src: str | Path | bytes = src_path
+                name = src_path.name
+            elif paths[0] == "-":
+                src, name = sys.stdin.buffer.read(), "-"
+            else:
+                src, name = Path(paths[0]), paths[0]
+            comparison = compare_k(
+                src,
+                k_values,
+                methods=chosen_methods,
+                targets=targets,
+                seed=seed,
+                max_iter=max_iter,
+                batch_size=batch_size,
+                strip=strip,
+                max_pixels=max_pixels,
+                input_name=name,
+                progress=stages,
+            )
+
+    for note in comparison.warnings:
+        warn(note, quiet=quiet)
+    if json_out:
+        sys.stdout.write(json.dumps(_records(comparison)) + "\n")
+    elif csv_out:
+        _write_csv(_records(comparison))
+    else:
+        render_table(comparison, Console(highlight=False))
+    sys.stdout.flush()
+    summary = _target_summary(comparison)
+    if summary and not quiet:
+        err_console().print(summary, markup=False, highlight=False)
+
+    if comparison.rows and (plot is not None or preview or plot_colors is not None):
+        _figures(comparison, plot=plot, preview=preview, plot_colors=plot_colors, quiet=quiet)
+    if comparison.target_error is not None:
+        raise TargetNotMetError(comparison.target_error)
+
+
+def _figures(
+    comparison: Comparison,
+    *,
+    plot: Path | None,
+    preview: bool,
+    plot_colors: Path | None,
+    quiet: bool,
+) -> None:
+    from .. import plots
+
+    title = f"{comparison.input}: {comparison.width}×{comparison.height}"
+    if plot is not None:
+        plots.save_figure(plot, plots.compare_figure(comparison, title=title))
+    if plot_colors is not None:
+        row = _colors_source(comparison)
+        assert row.result is not None
+        plots.save_figure(
+            plot_colors,
+            plots.colors_figure(
+                comparison.original, row.result, title=f"{comparison.input}: k={row.k}"
+            ),
+        )
+    if preview:
+        shown = plots.show_figure(
+            lambda fig: plots.compare_figure(comparison, title=title, fig=fig),
+            plots.compare_figure_size(comparison),
+        )
+        if not shown:
+            warn(
+                "no display for --preview; skipped (use --plot FILE to save the figure)",
+                quiet=quiet,
+            )

@@ -1,0 +1,222 @@
+"""The quality metrics (SSIM, ΔE00) and the bisection that picks k for a target."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.metrics import structural_similarity
+from sklearn.cluster import MiniBatchKMeans  # noqa: F401  (loads OpenMP before the limit)
+from threadpoolctl import threadpool_limits
+
+from kmeanscli import quantize
+from kmeanscli.core import metrics
+from kmeanscli.core.quantize import QuantizeResult
+from kmeanscli.core.search import Target, make_targets, search_k
+from kmeanscli.errors import TargetNotMetError, UsageError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny images: OpenMP threads only add contention on a busy machine.
+    with threadpool_limits(1):
+        yield
+
+
+def gradient(h: int = 30, w: int = 40, seed: int = 0) -> np.ndarray:
+    """A smooth RGB gradient with noise: about a thousand colours, photo-like."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.int16)
+    img += rng.integers(-12, 13, (h, w, 3)).astype(np.int16)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+
+def test_ssim_is_scikit_image_structural_similarity():
+    a = gradient()
+    b = quantize(a, 8).image()
+    expected = structural_similarity(a, b, channel_axis=-1, data_range=255)
+    assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-12)
+    assert metrics.ssim(a, a) == pytest.approx(1.0)
+
+
+def test_ssim_in_strips_equals_one_pass():
+    a = gradient(61, 23)
+    b = quantize(a, 6).image()
+    whole = metrics.ssim(a, b)
+    for rows in (7, 10, 28):
+        assert metrics.ssim(a, b, strip_rows=rows) == pytest.approx(whole, abs=1e-12)
+
+
+def test_ssim_small_images_use_a_smaller_window_and_tiny_ones_are_nan():
+    a = gradient(5, 9)
+    b = a // 2
+    expected = structural_similarity(a, b, channel_axis=-1, data_range=255, win_size=5)
+    assert metrics.ssim(a, b) == pytest.approx(expected)
+    assert math.isnan(metrics.ssim(a[:2], b[:2]))
+
+
+def test_delta_e_is_mean_ciede2000():
+    a = gradient()
+    b = quantize(a, 8).image()
+    expected = deltaE_ciede2000(rgb2lab(a), rgb2lab(b), channel_axis=-1).mean()
+    assert metrics.delta_e(a, b) == pytest.approx(expected, rel=1e-9)
+    assert metrics.delta_e(a, a) == 0.0
+
+
+def test_rgba_is_scored_as_shown_over_white():
+    rgb = gradient(12, 12)
+    rgba = np.dstack([rgb, np.full((12, 12), 255, np.uint8)])
+    rgba[:4, :, 3] = 0  # invisible rows: whatever their RGB, they show as white
+    other = rgba.copy()
+    other[:4, :, :3] = 0
+    assert metrics.delta_e(rgba, other) == 0.0
+    assert metrics.ssim(rgba, other) == pytest.approx(1.0)
+    shown = metrics.visible_rgb(rgba)
+    assert shown.shape == (12, 12, 3)
+    assert np.all(shown[:4] == 255.0)
+
+
+def test_metrics_refuse_mismatched_or_flat_inputs():
+    a = gradient(10, 10)
+    with pytest.raises(ValueError, match="different shapes"):
+        metrics.ssim(a, a[:9])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\|4\)"):
+        metrics.delta_e(a.reshape(-1, 3), a.reshape(-1, 3))
+
+
+def test_scores_bundle():
+    a = gradient()
+    r = quantize(a, 16)
+    s = metrics.scores(a, r.image(), mse_value=r.mse)
+    assert s.mse == pytest.approx(metrics.mse(a, r.image()))
+    assert s.psnr == pytest.approx(r.psnr)
+    assert 0 < s.ssim < 1 and s.delta_e > 0
+
+
+# -- targets --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "message"),
+    [
+        ("psnr", 0.0, "above 0 dB"),
+        ("psnr", math.nan, "finite"),
+        ("ssim", 1.5, r"\(-1, 1\]"),
+        ("delta_e", -1.0, "0 or more"),
+        ("mse", 3.0, "unknown metric"),
+    ],
+)
+def test_bad_targets(metric, value, message):
+    with pytest.raises(ValueError, match=message):
+        Target(metric, value)
+
+
+def test_make_targets_names_the_flag():
+    assert make_targets() == ()
+    assert make_targets(30, None, 2) == (Target("psnr", 30.0), Target("delta_e", 2.0))
+    with pytest.raises(UsageError, match=r"^--target-ssim 1\.2: an SSIM target must be"):
+        make_targets(ssim=1.2)
+
+
+def test_target_direction():
+    assert Target("psnr", 30).met(30.0) and not Target("psnr", 30).met(29.99)
+    assert Target("ssim", 0.9).met(0.95) and not Target("ssim", 0.9).met(math.nan)
+    assert Target("delta_e", 2).met(2.0) and not Target("delta_e", 2).met(2.01)
+    assert Target("psnr", 35).describe() == "PSNR ≥ 35 dB"
+    assert Target("delta_e", 1.5).describe() == "ΔE ≤ 1.5"
+
+
+# -- the bisection, on a fake quantizer with a known monotone quality ------------------------
+
+
+def fake_quantizer(calls: list[int]):
+    """PSNR grows with k (MSE = 1000 / k); records each k asked for."""
+
+    def run(pixels: np.ndarray, k: int) -> QuantizeResult:
+        calls.append(k)
+        return QuantizeResult(
+            palette=np.zeros((k, 3), np.uint8),
+            indices=np.zeros(pixels.shape[:-1], np.uint8),
+            counts=np.zeros(k, np.int64),
+            unique_colors=1000,
+            mse=1000.0 / k,
+            k=k,
+            transparent_index=None,
+            lossless=False,
+        )
+
+    return run
+
+
+@pytest.mark.parametrize("k_wanted", [2, 3, 17, 100, 129, 255, 256])
+def test_bisection_finds_the_smallest_k_in_at_most_eight_steps(k_wanted):
+    psnr = {k: metrics.psnr_from_mse(1000.0 / k) for k in range(2, 257)}
+    target = Target("psnr", psnr[k_wanted] - 1e-9)
+    calls: list[int] = []
+    found = search_k(np.zeros((2, 2, 3), np.uint8), target, fake_quantizer(calls))
+    assert found.k == k_wanted
+    brute = min(k for k in range(2, 257) if target.met(psnr[k]))
+    assert found.k == brute
+    assert len(calls) <= 8 and len(set(calls)) == len(calls)
+    assert list(found.tried) == calls
+    if k_wanted > 2:
+        assert found.below is not None and not target.met(found.below["psnr"])
+
+
+def test_bisection_raises_when_256_colours_miss():
+    calls: list[int] = []
+    with pytest.raises(TargetNotMetError, match="PSNR ≥ 99 dB is out of reach: 256 colours give"):
+        search_k(np.zeros((2, 2, 3), np.uint8), Target("psnr", 99), fake_quantizer(calls))
+    assert calls[-1] == 256 and len(calls) == 8
+
+
+def test_bisection_arguments():
+    with pytest.raises(ValueError, match="at least one target"):
+        search_k(np.zeros((2, 2, 3), np.uint8), [])
+    with pytest.raises(ValueError, match="k_min"):
+        search_k(np.zeros((2, 2, 3), np.uint8), Target("psnr", 20), k_min=10, k_max=5)
+
+
+# -- the bisection with the real k-means ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "score"),
+    [
+        (Target("psnr", 33.0), lambda a, b: metrics.psnr(a, b)),
+        (
+            Target("ssim", 0.9),
+            lambda a, b: structural_similarity(a, b, channel_axis=-1, data_range=255),
+        ),
+        (
+            Target("delta_e", 3.0),
+            lambda a, b: deltaE_ciede2000(rgb2lab(a), rgb2lab(b), channel_axis=-1).mean(),
+        ),
+    ],
+    ids=["psnr", "ssim", "delta_e"],
+)
+def test_chosen_k_meets_the_target_and_k_minus_1_misses(target, score):
+    img = gradient()
+    run = functools.partial(quantize, seed=3)
+    found = search_k(img, target, run)
+    assert 2 < found.k < 256
+    at_k = score(img, quantize(img, found.k, seed=3).image())
+    below = score(img, quantize(img, found.k - 1, seed=3).image())
+    assert target.met(at_k)
+    assert not target.met(below)
+    assert found.result.colors == found.k
+    assert np.array_equal(found.result.image(), quantize(img, found.k, seed=3).image())
+
+
+def test_several_targets_must_all_be_met():
+    img = gradient()
+    a, b = Target("psnr", 30.0), Target("delta_e", 2.5)
+    both = search_k(img, [a, b]).k
+    assert both == max(search_k(img, a).k, search_k(img, b).k)
