@@ -28,17 +28,21 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from .errors import InputError, KmeansCliError, OutputError, UsageError
+from .errors import InputError, KmeansCliError, NotSmallerError, OutputError, UsageError
+
+if TYPE_CHECKING:
+    from .core.search import Target
 
 __all__ = [
     "FORMATS",
@@ -85,12 +89,18 @@ class BatchOptions:
     strip: bool = False
     max_pixels: int | None = None
     format: str = "png"
+    targets: tuple[Target, ...] = ()
+    """Quality targets (:func:`kmeanscli.core.search.make_targets`): each file gets the
+    smallest k that meets them, and its output is named after that k."""
+    skip_if_larger: bool = False
+    """Write nothing for a file whose output would not be smaller (reported as skipped)."""
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise UsageError(
                 f"unknown batch format {self.format!r}; use one of {', '.join(FORMATS)}"
             )
+        object.__setattr__(self, "targets", tuple(self.targets))
 
     @property
     def extension(self) -> str:
@@ -111,7 +121,8 @@ class FileResult:
     """How one file went: ``status`` is ``"ok"``, ``"skipped"`` or ``"failed"``.
 
     ``report`` holds :meth:`kmeanscli.CompressReport.to_dict` for a compressed file;
-    ``error`` the reason of a failure.
+    ``error`` the reason of a failure, ``reason`` that of a skip. With quality targets the
+    ``output`` of a file not compressed is a pattern, ``<stem>-k*.<ext>``.
     """
 
     input: str
@@ -119,6 +130,8 @@ class FileResult:
     status: str
     error: str | None = None
     report: dict[str, Any] | None = None
+    reason: str | None = None
+    """Why a file was skipped (``up to date``, or why its output was not written)."""
 
     @property
     def bytes_in(self) -> int:
@@ -136,6 +149,8 @@ class FileResult:
         out.setdefault("input", self.input)
         out.setdefault("output", self.output)
         out["status"] = self.status
+        if self.reason is not None:
+            out["reason"] = self.reason
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -292,6 +307,21 @@ def _mtime_ns(path: Path) -> int | None:
         return None
 
 
+def _newest_output(
+    folder: Path, stem: str, ext: str, listings: dict[Path, list[os.DirEntry[str]]]
+) -> int | None:
+    """The newest modification time of ``<stem>-k<digits><ext>`` in ``folder``."""
+    if folder not in listings:
+        try:
+            with os.scandir(folder) as it:
+                listings[folder] = list(it)
+        except OSError:
+            listings[folder] = []
+    pattern = re.compile(rf"{re.escape(stem)}-k\d+{re.escape(ext)}")
+    times = [e.stat().st_mtime_ns for e in listings[folder] if pattern.fullmatch(e.name)]
+    return max(times, default=None)
+
+
 def plan(
     inputs: Sequence[str | os.PathLike[str]],
     outdir: str | os.PathLike[str],
@@ -312,7 +342,8 @@ def plan(
     outdir : path
         The output folder. A folder input's tree is mirrored under it; the given files keep
         their paths relative to their deepest common folder. Each output is named as
-        ``compress`` names it: ``<stem>-k<K>.<ext>``.
+        ``compress`` names it: ``<stem>-k<K>.<ext>`` (with quality targets, K is the one
+        chosen for the file, so the planned output is the pattern ``<stem>-k*.<ext>``).
     options : BatchOptions, optional
     recursive : bool, optional
     globs : sequence of str, optional
@@ -338,7 +369,9 @@ def plan(
         raise OutputError(f"{out_root}: exists and is not a folder")
     out_abs = os.path.abspath(out_root)
     match = _matcher(globs)
-    suffix = f"-k{options.k}{options.extension}"
+    ext = options.extension
+    # with quality targets each file's k (so its output's name) is known only once done
+    suffix = f"-k{'*' if options.targets else options.k}{ext}"
 
     pairs: list[tuple[Path, Path]] = []  # (input as shown, path relative to the output root)
     files: list[Path] = []
@@ -367,14 +400,19 @@ def plan(
         seen.add(key)
         dst = out_root / rel.parent / f"{rel.stem}{suffix}"
         entries.append((src, dst))
-    produced = {os.path.abspath(dst) for _, dst in entries}
+    stems: dict[str, set[str]] = {}  # output folder -> stems of the inputs written there
+    for src, dst in entries:
+        stems.setdefault(os.path.abspath(dst.parent), set()).add(Path(src).stem)
+    named = re.compile(rf"(.+)-k\d+{re.escape(ext)}")
+    listings: dict[Path, list[os.DirEntry[str]]] = {}
 
     tasks: list[Task] = []
     skipped: list[Task] = []
     failed: list[FileResult] = []
     for src, dst in entries:
-        if os.path.abspath(src) in produced:
-            continue  # an output of this batch (OUTDIR inside the input tree): not an input
+        own = named.fullmatch(src.name)
+        if own and own.group(1) in stems.get(os.path.abspath(src.parent), ()):
+            continue  # an output of this batch (OUTDIR = an input folder): not an input
         task = Task(str(src), str(dst))
         other = outputs.get(os.path.abspath(dst))
         if other is not None:
@@ -389,7 +427,10 @@ def plan(
             )
             continue
         outputs[os.path.abspath(dst)] = src
-        out_time = _mtime_ns(dst)
+        if options.targets:
+            out_time = _newest_output(dst.parent, src.stem, ext, listings)
+        else:
+            out_time = _mtime_ns(dst)
         in_time = _mtime_ns(src)
         if not force and out_time is not None and in_time is not None and out_time >= in_time:
             skipped.append(task)
@@ -422,10 +463,11 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
     """
     from .api import compress_file
 
+    folder = Path(task.output).parent
     try:
         report = compress_file(
             task.input,
-            task.output,
+            None if options.targets else task.output,  # named after the k found
             options.k,
             seed=options.seed,
             max_iter=options.max_iter,
@@ -433,14 +475,20 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
             force=True,  # the plan decided: the output is missing or older than its input
             strip=options.strip,
             max_pixels=options.max_pixels,
+            format=options.format.upper(),
             input_name=task.input,
+            targets=options.targets,
+            skip_if_larger=options.skip_if_larger,
+            default_dir=folder,
             palette=palette,
         )
+    except NotSmallerError as exc:
+        return FileResult(task.input, task.output, "skipped", reason=_reason(exc, task.input))
     except _Terminated:
         os._exit(128 + signal.SIGTERM)  # a stopped pool worker: no further task
     except Exception as exc:
         return FileResult(task.input, task.output, "failed", error=_reason(exc, task.input))
-    return FileResult(task.input, task.output, "ok", report=report.to_dict())
+    return FileResult(task.input, report.output, "ok", report=report.to_dict())
 
 
 def histogram_task(
@@ -736,7 +784,9 @@ def _remove_temporaries(tasks: Iterable[Task]) -> None:
         for e in entries:
             if e.name.startswith(".") and e.name.endswith(".tmp"):
                 target = e.name[1:].rsplit(".", 2)[0]
-                if target in names:
+                if target in names or any(
+                    "*" in n and fnmatch.fnmatchcase(target, n) for n in names
+                ):
                     with contextlib.suppress(OSError):
                         os.unlink(e.path)
 
@@ -798,6 +848,8 @@ def run_batch(
     OutputError
         The output folder cannot be created or written.
     """
+    if shared_palette and the_plan.options.targets:
+        raise UsageError("--shared-palette cannot go with quality targets (each file's own k)")
     emit = on_event or (lambda _e: None)
     started = time.perf_counter()
     options = the_plan.options
@@ -884,7 +936,7 @@ def run_batch(
                 summary.palette = palette
 
         for task in skipped:
-            finish(FileResult(task.input, task.output, "skipped"))
+            finish(FileResult(task.input, task.output, "skipped", reason="up to date"))
 
         emit(BatchEvent("stage", "compress", done, the_plan.total))
         for folder in sorted({Path(t.output).parent for t in todo}):

@@ -371,3 +371,16 @@ def test_a_dead_worker_fails_only_its_own_file(pool) -> None:
 def test_workers_limit_their_blas_and_openmp_threads(pool) -> None:
     ((_item, limits, exc),) = list(pool.map_unordered(_thread_limits, [0]))
     assert exc is None and limits == [pool.threads]
+
+
+def test_plan_with_quality_targets_uses_name_patterns(tmp_path: Path) -> None:
+    from kmeanscli.core.search import make_targets
+
+    src = save(tmp_path / "a.png", photo(0))
+    options = BatchOptions(targets=make_targets(psnr=30))
+    p = plan([src], tmp_path, options)  # OUTDIR = the input folder
+    assert [t.output for t in p.tasks] == [str(tmp_path / "a-k*.png")]
+    save(tmp_path / "a-k37.png", photo(1))  # an earlier run chose k=37
+    again = plan([tmp_path], tmp_path, options)
+    assert [t.input for t in again.skipped] == [str(src)] and not again.tasks
+    assert plan([tmp_path], tmp_path, options, force=True).tasks == again.skipped

@@ -172,6 +172,8 @@ def test_dry_run_lists_and_writes_nothing(cli, tree: Path, tmp_path: Path) -> No
         (["-j", "2", "--scheduler", "tcp://127.0.0.1:1"], 2, "not both"),
         (["-k", "1"], 2, "-k"),
         (["-j", "0"], 2, "--jobs"),
+        (["-k", "8", "--target-psnr", "30"], 2, "not both"),
+        (["--target-ssim", "0.9", "--shared-palette"], 2, "cannot go with quality targets"),
     ],
 )
 def test_usage_errors(cli, tree: Path, tmp_path: Path, args, code, message) -> None:
@@ -300,3 +302,29 @@ def test_dask_cluster_matches_the_local_pool_byte_for_byte(cli, tree: Path, tmp_
     assert rel_l == rel_d
     assert "4 ok, 0 skipped, 1 failed (of 5)" in err_l and "4 ok, 0 skipped, 1 failed" in err_d
     assert "on Dask cluster at tcp://" in err_d
+
+
+def test_quality_targets_name_each_output_after_its_k(cli, tree: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["batch", tree, "-r", "-o", out, "--target-psnr", "28", "--skip-if-larger", "--json"]
+    code, stdout, _ = cli(*args, "-j", "2")
+    assert code == 3  # the broken file
+    docs = {Path(d["input"]).name: d for d in map(json.loads, stdout.splitlines())}
+    assert docs["broken.png"]["status"] == "failed"
+    assert docs["broken.png"]["output"] == str(out / "sub" / "broken-k*.png")
+    ok = [d for d in docs.values() if d["status"] == "ok"]
+    assert ok and docs["a.png"]["status"] == "ok"  # a noisy PNG: much smaller
+    for d in ok:
+        assert d["psnr"] >= 28 and 2 <= d["k"] <= 256 and d["colors"] == d["k"]
+        assert Path(d["output"]).name == f"{Path(d['input']).stem}-k{d['k']}.png"
+        assert Path(d["output"]).is_file()
+    for d in docs.values():
+        if d["status"] == "skipped":  # --skip-if-larger: nothing written for it
+            assert "not smaller than the input" in d["reason"]
+            assert not list(Path(d["output"]).parent.glob(Path(d["output"]).name))
+    # resume: outputs named after their k are found and skipped
+    code, stdout, _ = cli(*args, "-j", "1")
+    again = {Path(d["input"]).name: d for d in map(json.loads, stdout.splitlines())}
+    for name, d in docs.items():
+        if d["status"] == "ok":
+            assert again[name]["status"] == "skipped" and again[name]["reason"] == "up to date"

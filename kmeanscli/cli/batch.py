@@ -39,7 +39,19 @@ from ..errors import UsageError
 from .app import app
 from .compress import _human
 from .console import err_console, error, progress_enabled
-from .options import BatchSize, Colors, MaxIter, MaxPixels, Quiet, Seed, Strip
+from .options import (
+    BatchSize,
+    Colors,
+    MaxDeltaE,
+    MaxIter,
+    MaxPixels,
+    Quiet,
+    Seed,
+    SkipIfLarger,
+    Strip,
+    TargetPsnr,
+    TargetSsim,
+)
 from .status import ExitStatus
 
 _STAGES = {
@@ -173,7 +185,9 @@ def _plain(result: FileResult) -> str:
             f"{_human(result.bytes_in)} -> {_human(result.bytes_out)} ({r.get('ratio', 0):.1%})"
         )
     if result.status == "skipped":
-        return f"skipped  {result.input} -> {result.output} (up to date)"
+        if result.reason and result.reason.startswith(result.input):
+            return f"skipped  {result.reason}"
+        return f"skipped  {result.input} -> {result.output} ({result.reason or 'up to date'})"
     return f"failed   {result.error}"
 
 
@@ -324,6 +338,11 @@ def batch(
         typer.Option("--json", help="One JSON line per file on stdout as it finishes."),
     ] = False,
     quiet: Quiet = False,
+    target_psnr: TargetPsnr = None,
+    target_ssim: TargetSsim = None,
+    max_delta_e: MaxDeltaE = None,
+    skip_if_larger: SkipIfLarger = False,
+    ctx: typer.Context = None,  # type: ignore[assignment]  # Typer fills it in
 ) -> int:
     """Compress many images at once, in parallel, into an output folder.
 
@@ -340,7 +359,18 @@ def batch(
       find assets -name '*.png' | kmeanscli batch - -o small/ -j 4 --json
 
       kmeanscli batch frames/ -o out/ --shared-palette -k 32
+
+      kmeanscli batch photos/ -r -o out/ --target-psnr 35 --skip-if-larger
     """
+    from ..core.search import make_targets
+
+    targets = make_targets(target_psnr, target_ssim, max_delta_e)
+    if targets and ctx is not None:
+        source = ctx.get_parameter_source("colors")
+        if source is not None and source.name == "COMMANDLINE":
+            raise UsageError("give -k or a quality target (--target-*, --max-delta-e), not both")
+    if targets and shared_palette:
+        raise UsageError("--shared-palette cannot go with quality targets (each file's own k)")
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
@@ -360,6 +390,8 @@ def batch(
         strip=strip,
         max_pixels=max_pixels,
         format=fmt,
+        targets=targets,
+        skip_if_larger=skip_if_larger,
     )
     the_plan = plan(paths, outdir, options, recursive=recursive, globs=globs, force=force)
     if dry_run:
