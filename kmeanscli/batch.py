@@ -463,7 +463,9 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
     """
     from .api import compress_file
 
+    global _busy
     folder = Path(task.output).parent
+    _busy = True
     try:
         report = compress_file(
             task.input,
@@ -488,6 +490,8 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
         os._exit(128 + signal.SIGTERM)  # a stopped pool worker: no further task
     except Exception as exc:
         return FileResult(task.input, task.output, "failed", error=_reason(exc, task.input))
+    finally:
+        _busy = False
     return FileResult(task.input, report.output, "ok", report=report.to_dict())
 
 
@@ -501,6 +505,8 @@ def histogram_task(
     from .core.palette import color_histogram
     from .imageio import decode
 
+    global _busy
+    _busy = True
     try:
         pixels = decode(task.input, max_pixels=options.max_pixels, name=task.input).pixels
         colors, counts = color_histogram(pixels, max_colors=max_colors, seed=options.seed)
@@ -508,6 +514,8 @@ def histogram_task(
         os._exit(128 + signal.SIGTERM)
     except Exception as exc:
         return FileResult(task.input, task.output, "failed", error=_reason(exc, task.input))
+    finally:
+        _busy = False
     transparent = pixels.shape[-1] == 4 and bool((pixels[..., 3] == 0).any())
     return colors, counts, transparent
 
@@ -518,16 +526,9 @@ def fit_palette_task(
     """:func:`kmeanscli.core.palette.fit_palette` on a merged histogram (runs in a worker)."""
     from .core.palette import fit_palette
 
-    try:
-        return fit_palette(
-            [histogram],
-            k,
-            seed=options.seed,
-            max_iter=options.max_iter,
-            batch_size=options.batch_size,
-        )
-    except _Terminated:
-        os._exit(128 + signal.SIGTERM)
+    return fit_palette(
+        [histogram], k, seed=options.seed, max_iter=options.max_iter, batch_size=options.batch_size
+    )
 
 
 # --------------------------------------------------------------------------- executors
@@ -575,8 +576,30 @@ class _Terminated(BaseException):
     temporary file), then the task function ends the worker process."""
 
 
+_busy = False  # a pool worker is running one of the task functions below
+
+
 def _on_sigterm(_signum: int, _frame: Any) -> None:
-    raise _Terminated()
+    if _busy:
+        raise _Terminated()  # unwind the task: atomic_write removes its temporary file
+    os._exit(128 + signal.SIGTERM)  # between tasks: nothing to clean up
+
+
+def _stop_processes(procs: list[Any], grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after ``grace`` seconds."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()  # e.g. blocked on a lock a dead worker held
+            p.join(1.0)
+
+
+def _processes_of(pool: Any) -> list[Any]:
+    return list((getattr(pool, "_processes", None) or {}).values())
 
 
 def _init_worker(threads: int) -> None:
@@ -666,8 +689,10 @@ class ProcessExecutor(Executor):
             if hit:
                 hit.extend(self._running.values())
                 self._running.clear()
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+                broken, self._pool = self._pool, None
+                procs = _processes_of(broken)
+                broken.shutdown(wait=False, cancel_futures=True)
+                _stop_processes(procs)  # its queues may be dirty: no survivor waits on them
                 if alone:  # it ran alone: this one killed its worker
                     for item in hit:
                         yield item, None, WorkerDied("its worker process died (out of memory?)")
@@ -683,17 +708,9 @@ class ProcessExecutor(Executor):
         self._running.clear()
         if pool is None:
             return
-        procs = list(getattr(pool, "_processes", {}).values())
-        for p in procs:
-            if p.is_alive():
-                p.terminate()  # SIGTERM: the task unwinds and removes its temporary file
+        procs = _processes_of(pool)
         pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + 3.0
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-            if p.is_alive():
-                p.kill()
-                p.join(1.0)
+        _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary file
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
