@@ -32,8 +32,15 @@ def sources() -> list[np.ndarray]:
     from sklearn.datasets import load_sample_images
 
     imgs = list(load_sample_images().images)
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
-                 "hubble_deep_field", "retina"):
+    for name in (
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "immunohistochemistry",
+        "hubble_deep_field",
+        "retina",
+    ):
         imgs.append(np.asarray(getattr(data, name)())[..., :3])
     return imgs
 
@@ -106,22 +113,36 @@ def main() -> None:
         for f in src.glob("*-q.png"):
             f.unlink()
         t = time.perf_counter()
-        subprocess.run([pq, "16", "--nofs", "--ext", "-q.png", "--force", *map(str, photos)],
-                       check=False)
+        subprocess.run(
+            [pq, "16", "--nofs", "--ext", "-q.png", "--force", *map(str, photos)], check=False
+        )
         t_pq = time.perf_counter() - t
         out_pq = sum(p.stat().st_size for p in src.glob("*-q.png"))
         for f in src.glob("*-q.png"):
             f.unlink()
-        print(f"pngquant: {t_pq:.2f} s, {len(photos) / t_pq:.2f} files/s, "
-              f"{out_pq / 1e6:.2f} MB out")
+        print(
+            f"pngquant: {t_pq:.2f} s, {len(photos) / t_pq:.2f} files/s, {out_pq / 1e6:.2f} MB out"
+        )
     else:
         t_pq = None
         print("pngquant: not installed")
 
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
-    exe = [sys.executable, "-m", "kmeanscli", "batch", str(src), "-o", str(out), "-k", "16",
-           "-j", str(args.jobs), "-q"]
+    exe = [
+        sys.executable,
+        "-m",
+        "kmeanscli",
+        "batch",
+        str(src),
+        "-o",
+        str(out),
+        "-k",
+        "16",
+        "-j",
+        str(args.jobs),
+        "-q",
+    ]
     stop, peaks = threading.Event(), {}
     t = time.perf_counter()
     proc = subprocess.Popen(exe)
@@ -132,12 +153,16 @@ def main() -> None:
     stop.set()
     sampler.join()
     out_b = sum(p.stat().st_size for p in out.rglob("*.png"))
-    print(f"kmeanscli batch -j {args.jobs}: {t_b:.2f} s, {len(photos) / t_b:.2f} files/s, "
-          f"{out_b / 1e6:.2f} MB out, exit {proc.returncode}")
+    print(
+        f"kmeanscli batch -j {args.jobs}: {t_b:.2f} s, {len(photos) / t_b:.2f} files/s, "
+        f"{out_b / 1e6:.2f} MB out, exit {proc.returncode}"
+    )
     workers = sorted(peaks.values(), reverse=True)
     if workers:
-        print("peak RSS of its child processes (MB): "
-              + ", ".join(f"{kb / 1024:.0f}" for kb in workers))
+        print(
+            "peak RSS of its child processes (MB): "
+            + ", ".join(f"{kb / 1024:.0f}" for kb in workers)
+        )
     if t_pq:
         print(f"batch / pngquant wall time: {t_b / t_pq:.2f}")
     if args.keep is None:
