@@ -102,7 +102,9 @@ class _Renderer:
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
-                redirect_stdout=False,  # stdout is for --json lines only
+                # --json lines stay on stdout; only a stdout that is the terminal too goes
+                # through the bar, so the lines print above it instead of through it
+                redirect_stdout=_isatty(sys.stdout),
                 redirect_stderr=False,
             )
 
@@ -175,6 +177,13 @@ class _Renderer:
                 error(result.error or f"{result.input}: failed")
         else:
             self.line(_plain(result))
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _plain(result: FileResult) -> str:
