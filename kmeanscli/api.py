@@ -196,6 +196,12 @@ def compress_file(
         raise UsageError("a fixed palette cannot be combined with quality targets")
     # the default output's extension: the format's when one is given
     ext = _EXTENSIONS.get(format.upper(), ".png") if format else ".png"
+    if src_path is not None:  # input errors first, before deriving an output from the name
+        if src_path.is_dir():
+            raise InputError(f"{label}: is a directory, not an image file")
+        if not src_path.exists():
+            raise InputError(f"{label}: no such file")
+
     out_path: Path | None
     stream: BinaryIO | None = None
     deferred = False  # the default output's name waits for the k the targets choose
@@ -256,13 +262,22 @@ def compress_file(
         out_label = str(out_path)
     else:
         assert stream is not None
-        stream.write(data)
-        stream.flush()
+        try:
+            stream.write(data)
+            stream.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the CLI ends quietly
+        except OSError as exc:
+            raise OutputError(f"-: cannot write: {exc.strerror or exc}") from exc
         out_label = "-"
     if result.transparent_index is not None and k == 256 and result.colors == 255:
         notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
     if result.lossless and palette is None:
-        notes.insert(0, f"the image has only {result.colors} colours: all kept exactly")
+        if result.colors == 0:
+            notes.insert(0, "the image is fully transparent: kept exactly")
+        else:
+            plural = "colour" if result.colors == 1 else "colours"
+            notes.insert(0, f"the image has only {result.colors} {plural}: all kept exactly")
     height, width = pixels.shape[:2]
     return CompressReport(
         input=label,

@@ -220,12 +220,20 @@ def format_for(path: str | os.PathLike[str] | None) -> str:
         ) from None
 
 
-def _palette_image(result: QuantizeResult):  # -> PIL.Image.Image in mode P
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """RGBA colours composited onto a white background, as RGB."""
+    f = rgba.astype(np.float32)
+    a = f[..., 3:4] / 255.0
+    return np.rint(f[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
+
+
+def _palette_image(result: QuantizeResult, palette: np.ndarray | None = None):  # -> mode P
     from PIL import Image
 
     height, width = result.indices.shape
     img = Image.frombytes("P", (width, height), np.ascontiguousarray(result.indices).tobytes())
-    img.putpalette(result.palette[:, :3].tobytes(), rawmode="RGB")
+    rgb = result.palette[:, :3] if palette is None else palette
+    img.putpalette(np.ascontiguousarray(rgb).tobytes(), rawmode="RGB")
     return img
 
 
@@ -237,9 +245,10 @@ def encode(
 ) -> tuple[bytes, list[str]]:
     """Encode a quantized image; returns the file's bytes and warnings for the user.
 
-    PNG, GIF, BMP and TIFF get a palette image (PNG keeps partial alpha through tRNS; GIF,
-    BMP and TIFF keep full transparency only where their format allows). WebP is lossless.
-    JPEG is written at quality 95 and warned about, as it brings colours back.
+    PNG, GIF, BMP and TIFF get a palette image (PNG keeps partial alpha through tRNS; GIF
+    keeps full transparency only; BMP has none, so an image with alpha is flattened onto white;
+    TIFF with alpha is written as 32-bit RGBA). WebP is lossless. JPEG is written at quality 95
+    and warned about, as it brings colours back.
     """
     from PIL import Image
 
@@ -269,19 +278,25 @@ def encode(
     elif fmt == "WEBP":
         rgb = result.image()
         Image.fromarray(rgb).save(buf, "WEBP", lossless=True, quality=100, method=6, **kwargs)
-    elif fmt in ("BMP", "TIFF"):
+    elif fmt == "BMP":
+        # Pillow writes no BMP alpha that readers honour: flatten the palette onto white.
+        if has_alpha:
+            img = _palette_image(result, _on_white(pal))
+            notes.append("BMP has no transparency: flattened onto white")
+        else:
+            img = _palette_image(result)
+        img.save(buf, fmt, **kwargs)
+    elif fmt == "TIFF":
         if has_alpha:
             Image.fromarray(result.image()).save(buf, fmt, **kwargs)
-            notes.append(f"{fmt} palettes hold no alpha: written as 32-bit RGBA")
+            notes.append("TIFF palettes hold no alpha: written as 32-bit RGBA")
         else:
             img = _palette_image(result)
             img.save(buf, fmt, **kwargs)
     elif fmt == "JPEG":
         img = result.image()
         if has_alpha:
-            rgba = img.astype(np.float32)
-            a = rgba[..., 3:4] / 255.0
-            img = np.rint(rgba[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
+            img = _on_white(img)
             notes.append("JPEG has no transparency: flattened onto white")
         Image.fromarray(img).save(buf, "JPEG", quality=95, **kwargs)
         notes.append(
@@ -314,7 +329,14 @@ def _smallest_png(img, kwargs: dict[str, object]) -> io.BytesIO:
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
+    """Open a temporary file beside ``path``; rename it over ``path`` only on success.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or writing fails (disk full, I/O error ...);
+        the temporary file is removed and an existing ``path`` is left as it was.
+    """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.exists():
@@ -334,6 +356,10 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as exc:  # disk full, quota, I/O error ...: a user error, not a traceback
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp)

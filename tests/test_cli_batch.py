@@ -151,6 +151,23 @@ def test_json_lines_stdin_paths_and_quiet(cli, tree: Path, tmp_path: Path) -> No
     assert stderr.count("\n") == 1
 
 
+def test_stdin_closed_or_a_terminal(cli, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "stdin", None)
+    rc, _, stderr = cli("batch", "-", "-o", tmp_path / "out")
+    assert (
+        rc == 1
+        and stderr == "kmeanscli: error: -: stdin is closed; pipe a list of paths in, one a line\n"
+    )
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    rc, _, stderr = cli("batch", "-", "-o", tmp_path / "out")
+    assert rc == 2 and "stdin is a terminal" in stderr
+
+
 def test_dry_run_lists_and_writes_nothing(cli, tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, stdout, stderr = cli("batch", tree, "-o", out, "--dry-run")

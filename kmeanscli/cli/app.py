@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Annotated, NoReturn
@@ -56,12 +57,14 @@ _register()
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit status (never raises for user errors)."""
     command = typer.main.get_command(app)
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if not args:
+        # Bare `kmeanscli` is a usage error: the help goes to stderr (stdout is for results).
+        with contextlib.redirect_stdout(sys.stderr):
+            command.main(args=["--help"], prog_name="kmeanscli", standalone_mode=False)
+        return ExitStatus.USAGE
     try:
-        rv = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="kmeanscli",
-            standalone_mode=False,
-        )
+        rv = command.main(args=args, prog_name="kmeanscli", standalone_mode=False)
     except UsageError as exc:
         error(str(exc))
         return ExitStatus.USAGE
@@ -81,15 +84,17 @@ def run(argv: Sequence[str] | None = None) -> int:
         error("interrupted")
         return ExitStatus.INTERRUPTED
     except typer.TyperException as exc:  # Click's usage errors
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            sys.stderr.write(exc.format_message() + "\n")
-            return ExitStatus.USAGE
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         error(f"{exc.format_message()}{hint}")
         return int(getattr(exc, "exit_code", ExitStatus.USAGE))
     except BrokenPipeError:
         _silence_stdout()
+        return ExitStatus.FAILURE
+    except OSError as exc:  # stdout unwritable (disk full, I/O error): one line, no traceback
+        _silence_stdout()
+        where = f"{exc.filename}: " if exc.filename else "cannot write to stdout: "
+        error(f"{where}{exc.strerror or exc}")
         return ExitStatus.FAILURE
     if rv == ExitStatus.INTERRUPTED:
         error("interrupted")

@@ -35,7 +35,7 @@ from ..batch import (
     read_path_list,
     run_batch,
 )
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from .app import app
 from .compress import _human
 from .console import err_console, error, progress_enabled
@@ -177,6 +177,18 @@ class _Renderer:
                 error(result.error or f"{result.input}: failed")
         else:
             self.line(_plain(result))
+
+
+def _stdin_paths() -> list[str]:
+    """The paths listed on stdin (``-``), one a line."""
+    if sys.stdin is None:
+        raise InputError("-: stdin is closed; pipe a list of paths in, one a line")
+    if _isatty(sys.stdin):
+        raise UsageError("-: stdin is a terminal; pipe a list of paths in, one a line")
+    try:
+        return read_path_list(sys.stdin)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"-: cannot read the list of paths on stdin: {exc}") from exc
 
 
 def _isatty(stream: Any) -> bool:
@@ -389,7 +401,7 @@ def batch(
         raise UsageError("- (paths on stdin) can be given only once")
     paths: list[str] = []
     for item in inputs:
-        paths.extend(read_path_list(sys.stdin) if item == "-" else [item])
+        paths.extend(_stdin_paths() if item == "-" else [item])
 
     options = BatchOptions(
         k=colors,

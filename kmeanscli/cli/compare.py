@@ -28,6 +28,7 @@ from ..compare import (
 from ..errors import OutputError, TargetNotMetError, UsageError
 from .app import app
 from .console import Stages, err_console, progress_enabled, warn
+from .inputs import read_stdin, same_path
 from .options import (
     BatchSize,
     Csv,
@@ -258,9 +259,12 @@ def compare(
     chosen_methods = parse_methods(methods) if methods is not None else ("kmeans",)
     if targets and "kmeans" not in chosen_methods:
         raise UsageError("quality targets choose k for kmeans: add kmeans to --methods")
+    inputs = [Path(p) for p in paths if p != "-"]
     for path, option in ((plot, "--plot"), (plot_colors, "--plot-colors")):
         if path is not None:
             _check_figure_path(path, option)
+            if any(same_path(path, i) for i in inputs):
+                raise OutputError(f"{path}: {option} is an input file; refusing to overwrite it")
     if plot is not None and plot_colors is not None and plot.resolve() == plot_colors.resolve():
         raise UsageError("--plot and --plot-colors need different files")
 
@@ -275,7 +279,7 @@ def compare(
                 src: str | Path | bytes = src_path
                 name = src_path.name
             elif paths[0] == "-":
-                src, name = sys.stdin.buffer.read(), "-"
+                src, name = read_stdin(), "-"
             else:
                 src, name = Path(paths[0]), paths[0]
             comparison = compare_k(

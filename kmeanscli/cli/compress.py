@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..imageio import format_for
 from .app import app
 from .console import Stages, err_console, progress_enabled, warn
+from .inputs import read_stdin, same_path
 from .options import (
     BatchSize,
     Colors,
@@ -137,7 +138,7 @@ def compress(
         if output is None and targets:
             out = None  # named after the chosen k, in the current folder
     elif input == "-":
-        src, name = sys.stdin.buffer.read(), "-"
+        src, name = read_stdin(), "-"
         out = output if output is not None else "-"
     else:
         src, name = Path(input), input
@@ -145,13 +146,20 @@ def compress(
 
     to_stdout = out == "-"
     if to_stdout and json_out:
-        raise UsageError("--json prints on stdout, so it cannot go with -o - (PNG on stdout)")
+        why = "-o - (PNG on stdout)" if output == "-" else "stdin input, whose image goes to stdout"
+        raise UsageError(f"--json prints on stdout, so it cannot go with {why}; give -o FILE")
     if to_stdout and sys.stdout.isatty():
         raise UsageError(
             "refusing to write image data to a terminal; redirect stdout or give -o FILE"
         )
     if plot is not None:
-        _check_plot_path(plot)
+        src_file = src if isinstance(src, Path) else None
+        out_file: Path | None = None
+        if out is not None and not to_stdout:
+            out_file = Path(out)
+        elif out is None and src_file is not None and not targets:
+            out_file = default_output(src_file, colors)
+        _check_plot_path(plot, src_file, out_file, force=force)
     if out is not None and not to_stdout:
         format_for(out)  # an unknown extension is a usage error before any work
 
@@ -205,7 +213,8 @@ def compress(
                 )
 
 
-def _check_plot_path(plot: Path) -> None:
+def _check_plot_path(plot: Path, src: Path | None, out: Path | None, *, force: bool) -> None:
+    """Refuse a --plot file that is the input or the output, or exists without --force."""
     from ..errors import OutputError
 
     if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -213,3 +222,9 @@ def _check_plot_path(plot: Path) -> None:
     folder = plot.parent if str(plot.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{plot}: folder {folder} does not exist")
+    if src is not None and same_path(plot, src):
+        raise OutputError(f"{plot}: --plot is the input file; refusing to overwrite it")
+    if out is not None and same_path(plot, out):
+        raise UsageError(f"{plot}: --plot and the output are the same file")
+    if plot.exists() and not force:
+        raise OutputError(f"{plot}: already exists (use --force to overwrite)")

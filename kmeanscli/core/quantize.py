@@ -157,7 +157,7 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     Returns
     -------
     labels : ndarray of intp, shape (n,)
-        Ties go to the lowest index.
+        Ties go to the lowest index on the blockwise path; the KD-tree may pick any tied centre.
     sqdist : ndarray of float32, shape (n,)
 
     Notes
@@ -277,6 +277,7 @@ def _refine(
     whose bins carry their mean colour.
     """
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     points, weights = colors.astype(np.float32), counts.astype(np.float32)
     for bits in (7, 6):
@@ -295,7 +296,11 @@ def _refine(
         algorithm="lloyd",
         random_state=seed,
     )
-    with _threads(len(points) * k):
+    # One OpenMP thread whatever the size (not _threads): scikit-learn's Lloyd step adds the
+    # per-thread partial sums in the order the threads finish, so with more threads the
+    # centres (and the output bytes) depend on the thread count, and with three or more can
+    # differ from run to run. MiniBatchKMeans does not have this problem.
+    with threadpool_limits(limits=1, user_api="openmp"):
         model.fit(points, sample_weight=weights)
     return model.cluster_centers_.astype(np.float32)
 

@@ -1,0 +1,314 @@
+"""The library's file API: compress_file, default_output, sample_image."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import colours_of, decode_png, files_in, load_image, png_bytes, synthetic
+from PIL import ImageCms
+
+import kmeanscli
+from kmeanscli import (
+    CompressReport,
+    InputError,
+    KmeansCliError,
+    OutputError,
+    UsageError,
+    compress_file,
+    default_output,
+    sample_image,
+)
+
+# The library must not warn (a warning is text on the user's stderr).
+pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")
+
+JSON_FIELDS = {
+    "input",
+    "output",
+    "width",
+    "height",
+    "k",
+    "colors",
+    "unique_colors_in",
+    "bytes_in",
+    "bytes_out",
+    "ratio",
+    "mse",
+    "psnr",
+    "seconds",
+    "seed",
+}
+
+
+def test_public_api() -> None:
+    for name in ("quantize", "compress_file", "QuantizeResult", "CompressReport", "__version__"):
+        assert name in kmeanscli.__all__
+        assert hasattr(kmeanscli, name)
+    assert issubclass(UsageError, ValueError)
+    for exc in (InputError, OutputError, UsageError):
+        assert issubclass(exc, KmeansCliError)
+
+
+def test_compress_file_writes_a_palette_png(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=64, height=48)
+    dst = tmp_path / "out.png"
+    report = compress_file(src, dst, 8)
+    assert isinstance(report, CompressReport)
+    img = decode_png(dst.read_bytes())
+    assert img.format == "PNG" and img.mode == "P"
+    assert img.size == (64, 48)
+    assert len(colours_of(img)) == 8
+    d = report.to_dict()
+    assert set(d) >= JSON_FIELDS
+    assert d["input"] == str(src) and d["output"] == str(dst)
+    assert (d["width"], d["height"], d["k"], d["colors"], d["seed"]) == (64, 48, 8, 8, 0)
+    assert d["unique_colors_in"] == len(colours_of(load_image(src)))
+    assert d["bytes_in"] == src.stat().st_size
+    assert d["bytes_out"] == dst.stat().st_size
+    assert d["ratio"] == pytest.approx(d["bytes_out"] / d["bytes_in"], abs=1e-6)
+    original = np.asarray(load_image(src).convert("RGB")).astype(float)
+    out = np.asarray(img.convert("RGB")).astype(float)
+    real_mse = float(((original - out) ** 2).mean())
+    assert d["mse"] == pytest.approx(real_mse, abs=1e-5)
+    assert d["psnr"] == pytest.approx(10 * math.log10(255**2 / real_mse), abs=1e-3)
+    assert d["seconds"] >= 0
+    assert d["format"] == "png"
+    assert d["lossless"] is False and d["transparent"] is False
+    json.dumps(d)  # JSON-ready
+    assert files_in(tmp_path) == {"in.png", "out.png"}
+
+
+def test_same_seed_byte_identical(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=80, height=60)
+    for seed in (0, 12345):
+        a = compress_file(src, tmp_path / f"a{seed}.png", 16, seed=seed)
+        b = compress_file(src, tmp_path / f"b{seed}.png", 16, seed=seed)
+        assert (tmp_path / f"a{seed}.png").read_bytes() == (tmp_path / f"b{seed}.png").read_bytes()
+        assert a.mse == b.mse and a.seed == seed
+
+
+@pytest.mark.parametrize("ext", [".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"])
+def test_byte_identical_in_every_format(make_image, tmp_path: Path, ext: str) -> None:
+    src = make_image("in.png", width=40, height=30, alpha="binary")
+    compress_file(src, tmp_path / f"a{ext}", 6)
+    compress_file(src, tmp_path / f"b{ext}", 6)
+    assert (tmp_path / f"a{ext}").read_bytes() == (tmp_path / f"b{ext}").read_bytes()
+
+
+def test_default_output_beside_input(make_image, tmp_path: Path) -> None:
+    src = make_image("photo.jpeg", width=40, height=30)
+    report = compress_file(src, None, 5)
+    assert report.output == str(tmp_path / "photo-k5.png")
+    assert decode_png((tmp_path / "photo-k5.png").read_bytes()).format == "PNG"
+    assert default_output("a/b/c.tar.gz", 16) == Path("a/b/c.tar-k16.png")
+    assert default_output(Path("x.jpg"), 3, ".gif") == Path("x-k3.gif")
+
+
+def test_existing_output_refused_unless_force(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png")
+    dst = tmp_path / "out.png"
+    dst.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match=r"already exists.*--force"):
+        compress_file(src, dst, 4)
+    assert dst.read_bytes() == b"keep me"
+    compress_file(src, dst, 4, force=True)
+    assert decode_png(dst.read_bytes()).mode == "P"
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "symlink"])
+def test_output_equal_to_input_refused(make_image, tmp_path: Path, spelling: str) -> None:
+    src = make_image("in.png")
+    before = src.read_bytes()
+    dst = {
+        "same": src,
+        "dotted": tmp_path / "." / "in.png",
+        "symlink": tmp_path / "link.png",
+    }[spelling]
+    if spelling == "symlink":
+        dst.symlink_to(src)
+    with pytest.raises(OutputError, match="is the input"):
+        compress_file(src, dst, 4, force=True)
+    assert src.read_bytes() == before
+
+
+def test_stream_in_and_out(tmp_path: Path) -> None:
+    data = png_bytes(synthetic(30, 20))
+    out = io.BytesIO()
+    report = compress_file(data, out, 4, input_name="-")
+    assert report.input == "-" and report.output == "-"
+    assert report.bytes_in == len(data)
+    assert report.bytes_out == len(out.getvalue())
+    assert decode_png(out.getvalue()).mode == "P"
+    out2 = io.BytesIO()
+    compress_file(io.BytesIO(data), out2, 4, format="gif")
+    assert decode_png(out2.getvalue()).format == "GIF"
+
+
+def test_bytes_input_needs_an_output() -> None:
+    with pytest.raises(OutputError, match="explicit output"):
+        compress_file(png_bytes(synthetic(8, 8)), None, 4)
+
+
+def test_lossless_and_notes(make_image, tmp_path: Path) -> None:
+    src = make_image("few.png", pixels=synthetic(20, 10, colors=3))
+    report = compress_file(src, tmp_path / "o.png", 16)
+    assert report.lossless and report.colors == 3 and report.unique_colors_in == 3
+    assert report.mse == 0 and report.psnr == math.inf
+    assert report.to_dict()["psnr"] is None
+    assert any("only 3 colours" in w for w in report.warnings)
+    back = np.asarray(load_image(tmp_path / "o.png").convert("RGB"))
+    np.testing.assert_array_equal(back, synthetic(20, 10, colors=3))
+
+
+def test_transparency_k256(make_image, tmp_path: Path) -> None:
+    src = make_image("t.png", pixels=synthetic(40, 30, colors=700, alpha="binary"))
+    report = compress_file(src, tmp_path / "o.png", 256)
+    assert report.colors == 255 and report.transparent
+    assert any("255 colours + the transparent one" in w for w in report.warnings)
+    img = decode_png((tmp_path / "o.png").read_bytes())
+    assert img.mode == "P" and "transparency" in img.info
+    colours = colours_of(img)
+    assert len(colours) == 256
+    assert sum(1 for c in colours if c[3] == 0) == 1
+
+
+def test_icc_kept_and_stripped(make_image, tmp_path: Path) -> None:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = make_image("icc.png", save={"icc_profile": srgb})
+    compress_file(src, tmp_path / "kept.png", 4)
+    compress_file(src, tmp_path / "gone.png", 4, strip=True)
+    assert load_image(tmp_path / "kept.png").info.get("icc_profile") == srgb
+    assert not load_image(tmp_path / "gone.png").info.get("icc_profile")
+
+
+def test_progress_stages(make_image, tmp_path: Path) -> None:
+    seen: list[str] = []
+    compress_file(make_image(), tmp_path / "o.png", 4, progress=seen.append)
+    assert seen[0] == "decode" and seen[-1] == "encode"
+    assert "fit" in seen and "assign" in seen
+
+
+def test_prints_nothing(make_image, tmp_path: Path, capsys) -> None:
+    compress_file(make_image(), tmp_path / "o.jpg", 4)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_max_pixels(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=50, height=40)
+    with pytest.raises(InputError, match="decompression bomb"):
+        compress_file(src, tmp_path / "o.png", 4, max_pixels=1999)
+    assert not (tmp_path / "o.png").exists()
+    compress_file(src, tmp_path / "o.png", 4, max_pixels=2000)
+
+
+@pytest.mark.parametrize(
+    ("case", "exc", "message"),
+    [
+        ("missing", InputError, "no such file"),
+        ("directory", InputError, "directory"),
+        ("empty", InputError, "empty"),
+        ("text", InputError, "not an image"),
+        ("truncated", InputError, "truncated"),
+        ("no-folder", OutputError, "does not exist"),
+        ("parent-is-file", OutputError, "not a folder"),
+        ("out-is-dir", OutputError, "directory"),
+        ("extension", UsageError, "unknown output extension"),
+    ],
+)
+def test_errors_leave_nothing(tmp_path: Path, case: str, exc: type, message: str) -> None:
+    good = png_bytes(synthetic(64, 64))
+    src = tmp_path / "in.png"
+    dst: Path | None = tmp_path / "out.png"
+    if case == "missing":
+        src = tmp_path / "missing.png"
+    elif case == "directory":
+        src = tmp_path / "adir"
+        src.mkdir()
+        dst = None
+    elif case == "empty":
+        src.write_bytes(b"")
+    elif case == "text":
+        src.write_bytes(b"hello\n")
+    elif case == "truncated":
+        src.write_bytes(good[: len(good) // 2])
+    else:
+        src.write_bytes(good)
+    if case == "no-folder":
+        dst = tmp_path / "nope" / "out.png"
+    elif case == "parent-is-file":
+        dst = src / "out.png"
+    elif case == "out-is-dir":
+        dst = tmp_path / "outdir.png"
+        dst.mkdir()
+    elif case == "extension":
+        dst = tmp_path / "out.xyz"
+    before = {p.name: (p.read_bytes() if p.is_file() else None) for p in tmp_path.iterdir()}
+    with pytest.raises(exc, match=message):
+        compress_file(src, dst, 4)
+    after = {p.name: (p.read_bytes() if p.is_file() else None) for p in tmp_path.iterdir()}
+    assert after == before
+
+
+def test_directory_input_with_default_output(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for d in (".", "..", str(tmp_path), "/"):
+        with pytest.raises(InputError, match="directory"):
+            compress_file(d, None, 4)
+    assert files_in(tmp_path) == set()
+
+
+def test_sample_image() -> None:
+    path = sample_image()
+    assert path.name == "china.jpg" and path.is_file()
+    img = load_image(path)
+    assert img.size == (640, 427)
+
+
+def test_input_never_modified(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=30, height=30, alpha="partial")
+    before = src.read_bytes()
+    mtime = os.stat(src).st_mtime_ns
+    compress_file(src, tmp_path / "out.webp", 4)
+    compress_file(src, tmp_path / "out.png", 4)
+    assert src.read_bytes() == before and os.stat(src).st_mtime_ns == mtime
+
+
+def test_stream_write_errors() -> None:
+    import errno
+
+    data = png_bytes(synthetic(8, 8))
+
+    class Full(io.BytesIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    class Gone(io.BytesIO):
+        def write(self, b):
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    with pytest.raises(OutputError, match="No space left on device"):
+        compress_file(data, Full(), 4)
+    with pytest.raises(BrokenPipeError):  # left to the CLI, which ends quietly
+        compress_file(data, Gone(), 4)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "note"),
+    [
+        (np.zeros((3, 4, 4), dtype=np.uint8), "the image is fully transparent: kept exactly"),
+        (np.full((3, 4, 3), 9, dtype=np.uint8), "the image has only 1 colour: all kept exactly"),
+        (synthetic(4, 3, colors=2), "the image has only 2 colours: all kept exactly"),
+    ],
+)
+def test_lossless_notes(tmp_path: Path, pixels: np.ndarray, note: str) -> None:
+    report = compress_file(png_bytes(pixels), tmp_path / "o.png", 8)
+    assert report.lossless and report.warnings[0] == note
+    assert report.colors == (
+        0 if pixels.shape[-1] == 4 else len(np.unique(pixels.reshape(-1, 3), axis=0))
+    )
