@@ -12,10 +12,21 @@ The library API, usable without the command line::
 
 from __future__ import annotations
 
-from .api import CompressReport, compress_file, default_output, sample_image
+from .api import (
+    CompressReport,
+    PaletteReport,
+    compress_file,
+    default_output,
+    dominant_colors,
+    load_palette,
+    sample_image,
+    write_palette,
+)
 from .compare import Comparison, compare_files, compare_k
+from .core.dither import floyd_steinberg
 from .core.metrics import delta_e, mse, psnr, ssim
 from .core.quantize import QuantizeResult, quantize
+from .core.remap import map_to_palette
 from .core.search import SearchResult, Target, search_k
 from .errors import (
     InputError,
@@ -35,6 +46,7 @@ __all__ = [
     "KmeansCliError",
     "NotSmallerError",
     "OutputError",
+    "PaletteReport",
     "QuantizeResult",
     "SearchResult",
     "Target",
@@ -46,10 +58,15 @@ __all__ = [
     "compress_file",
     "default_output",
     "delta_e",
+    "dominant_colors",
+    "floyd_steinberg",
+    "load_palette",
+    "map_to_palette",
     "mse",
     "psnr",
     "quantize",
     "sample_image",
     "search_k",
     "ssim",
+    "write_palette",
 ]

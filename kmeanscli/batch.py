@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import re
 import signal
@@ -89,6 +88,13 @@ class BatchOptions:
     strip: bool = False
     max_pixels: int | None = None
     format: str = "png"
+    space: str = "rgb"
+    dither: str = "none"
+    dither_strength: float = 1.0
+    keep_colors: tuple[str, ...] = ()
+    restarts: int = 1
+    palette: str | None = None
+    """A fixed palette file (``--palette``): every file is mapped onto it, no k-means."""
     targets: tuple[Target, ...] = ()
     """Quality targets (:func:`kmeanscli.core.search.make_targets`): each file gets the
     smallest k that meets them, and its output is named after that k."""
@@ -101,6 +107,7 @@ class BatchOptions:
                 f"unknown batch format {self.format!r}; use one of {', '.join(FORMATS)}"
             )
         object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "keep_colors", tuple(self.keep_colors))
 
     @property
     def extension(self) -> str:
@@ -479,10 +486,15 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
             max_pixels=options.max_pixels,
             format=options.format.upper(),
             input_name=task.input,
+            space=options.space,
+            dither=options.dither,
+            dither_strength=options.dither_strength,
+            keep_colors=list(options.keep_colors) or None,
+            palette=palette if palette is not None else options.palette,
+            restarts=options.restarts,
             targets=options.targets,
             skip_if_larger=options.skip_if_larger,
             default_dir=folder,
-            palette=palette,
         )
     except NotSmallerError as exc:
         return FileResult(task.input, task.output, "skipped", reason=_reason(exc, task.input))
@@ -808,21 +820,20 @@ def _remove_temporaries(tasks: Iterable[Task]) -> None:
                         os.unlink(e.path)
 
 
-def _palette_json(palette: np.ndarray, options: BatchOptions, files: int) -> str:
-    doc = {
-        "k": options.k,
-        "seed": options.seed,
-        "mode": "RGBA" if palette.shape[1] == 4 else "RGB",
-        "files": files,
-        "colors": palette.astype(int).tolist(),
-    }
-    return json.dumps(doc, indent=1) + "\n"
+def _palette_json(palette: np.ndarray, options: BatchOptions, files: int) -> bytes:
+    """``palette.json`` in the format ``--palette`` reads (:mod:`kmeanscli.core.palette_io`)."""
+    from .core.palette_io import dumps
+
+    name = f"kmeanscli batch --shared-palette: k={options.k}, seed={options.seed}, {files} files"
+    return dumps(palette, "json", name=name)
 
 
 def _read_palette(path: Path) -> list[list[int]] | None:
+    from .core.palette_io import loads
+
     try:
-        return json.loads(path.read_text())["colors"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return loads(path.read_bytes(), "json", name=str(path)).astype(int).tolist()
+    except (OSError, KmeansCliError):
         return None
 
 
@@ -867,6 +878,8 @@ def run_batch(
     """
     if shared_palette and the_plan.options.targets:
         raise UsageError("--shared-palette cannot go with quality targets (each file's own k)")
+    if shared_palette and the_plan.options.palette:
+        raise UsageError("--shared-palette and --palette do not go together")
     emit = on_event or (lambda _e: None)
     started = time.perf_counter()
     options = the_plan.options
@@ -948,7 +961,7 @@ def run_batch(
                     from .imageio import atomic_write
 
                     with atomic_write(path) as fh:
-                        fh.write(text.encode())
+                        fh.write(text)
                 summary.palette_path = str(path)
                 summary.palette = palette
 

@@ -251,6 +251,8 @@ def compare_k(
     max_pixels: int | None = None,
     input_name: str | None = None,
     progress: Callable[[str], None] | None = None,
+    space: str = "rgb",
+    restarts: int = 1,
 ) -> Comparison:
     """Quantize one image at each k and measure size and quality.
 
@@ -276,6 +278,9 @@ def compare_k(
         Name of the input in the result and in messages.
     progress : callable, optional
         Called with a short description of each step.
+    space, restarts
+        Passed to :func:`kmeanscli.quantize` for the k-means rows (as ``compress --space``
+        and ``--restarts``).
 
     Returns
     -------
@@ -311,7 +316,15 @@ def compare_k(
         if k not in kmeans_runs:
             step(f"k-means, k={k}")
             started = time.perf_counter()
-            result = quantize(px, k, seed=seed, max_iter=max_iter, batch_size=batch_size)
+            result = quantize(
+                px,
+                k,
+                seed=seed,
+                max_iter=max_iter,
+                batch_size=batch_size,
+                space=space,
+                restarts=restarts,
+            )
             kmeans_runs[k] = (result, time.perf_counter() - started)
         return kmeans_runs[k][0]
 

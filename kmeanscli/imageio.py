@@ -25,7 +25,9 @@ from .core.quantize import QuantizeResult
 from .errors import InputError, OutputError, UsageError
 
 __all__ = [
+    "ANIMATED_FORMATS",
     "FORMATS",
+    "AnimatedInputError",
     "DecodedImage",
     "atomic_write",
     "decode",
@@ -45,6 +47,20 @@ FORMATS: dict[str, str] = {
     ".jpeg": "JPEG",
 }
 """Output formats by file extension."""
+
+
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
+"""Formats whose animations compress reads and writes (animated GIF, APNG, animated WebP)."""
+
+
+class AnimatedInputError(InputError):
+    """Raised by :func:`decode` for an animation; carries its bytes for
+    :func:`kmeanscli.animation.decode_animation`."""
+
+    def __init__(self, message: str, *, data: bytes, n_frames: int) -> None:
+        super().__init__(message)
+        self.data = data
+        self.n_frames = n_frames
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,9 +181,15 @@ def decode(
                     f"of {limit:,} (a decompression bomb?); raise it with --max-pixels"
                 )
             if getattr(img, "n_frames", 1) > 1:
+                if img.format in ANIMATED_FORMATS:
+                    raise AnimatedInputError(
+                        f"{label}: is animated ({img.n_frames} frames); only compress handles "
+                        "animations",
+                        data=data,
+                        n_frames=img.n_frames,
+                    )
                 raise InputError(
-                    f"{label}: has {img.n_frames} frames; animated and multi-page images "
-                    "are not supported yet"
+                    f"{label}: has {img.n_frames} frames; multi-page images are not supported"
                 )
             img.load()
             fmt = img.format

@@ -23,8 +23,10 @@ __all__ = [
     "compare_figure_size",
     "compress_figure",
     "has_display",
+    "palette_figure",
     "save_compress_figure",
     "save_figure",
+    "save_palette_figure",
     "show_compress_figure",
     "show_figure",
 ]
@@ -128,6 +130,48 @@ def show_compress_figure(
     compress_figure(original, result, title=title, fig=fig)
     plt.show()
     return True
+
+
+def palette_figure(
+    colors: np.ndarray,
+    shares: np.ndarray,
+    *,
+    title: str | None = None,
+):
+    """Horizontal bars, one per colour (top = most used): length = share, label = hex."""
+    from matplotlib.figure import Figure
+
+    n = len(colors)
+    fig = Figure(figsize=(6.0, 0.45 * n + 1.0))
+    fig.set_layout_engine("constrained")
+    ax = fig.add_subplot()
+    ys = np.arange(n)[::-1]
+    ax.barh(ys, shares, color=colors[:, :3] / 255.0, edgecolor="0.6", linewidth=0.5)
+    labels = ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in c[:3])) for c in colors]
+    ax.set_yticks(ys, labels, fontfamily="monospace")
+    for y, share in zip(ys, shares, strict=True):
+        ax.text(share, y, f" {100 * share:.1f}%", va="center", fontsize=8)
+    ax.set_xlim(0, max(float(shares.max()) * 1.2, 0.05) if n else 1)
+    ax.set_xlabel("share of pixels")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def save_palette_figure(
+    path: str | os.PathLike[str],
+    colors: np.ndarray,
+    shares: np.ndarray,
+    *,
+    title: str | None = None,
+) -> None:
+    """Write :func:`palette_figure` to ``path`` (format from the extension), atomically."""
+    fig = palette_figure(colors, shares, title=title)
+    fmt = Path(path).suffix.lower().lstrip(".") or "png"
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format=fmt, dpi=100)
 
 
 def save_figure(path: str | os.PathLike[str], fig, *, dpi: int = 100) -> None:

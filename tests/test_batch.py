@@ -20,7 +20,7 @@ from kmeanscli.batch import (
     read_path_list,
     run_batch,
 )
-from kmeanscli.core.palette import color_histogram, fit_palette, merge_histograms, remap
+from kmeanscli.core.palette import color_histogram, fit_palette, merge_histograms
 from kmeanscli.errors import InputError, OutputError, UsageError
 
 
@@ -78,7 +78,7 @@ def test_histograms_are_weighted_by_pixel_count() -> None:
     blue = np.zeros((2, 2, 3), np.uint8)
     blue[...] = (0, 0, 255)
     colors, weights = merge_histograms([color_histogram(red), color_histogram(blue)])
-    got = {tuple(c[:3]): w for c, w in zip(colors.tolist(), weights.tolist(), strict=True)}
+    got = {tuple(c): w for c, w in zip(colors.tolist(), weights.tolist(), strict=True)}
     assert got == {(255, 0, 0): 100.0, (0, 0, 255): 4.0}
     # k=1 over both: the one colour sits at the pixel-weighted mean
     (only,) = fit_palette([color_histogram(red), color_histogram(blue)], 1).tolist()
@@ -91,56 +91,11 @@ def test_sampled_histograms_keep_their_total_weight() -> None:
     assert counts.sum() == pytest.approx(64 * 64)
 
 
-def test_remap_assigns_every_pixel_to_its_exact_nearest_colour() -> None:
-    img = photo(5)
-    pal = fit_palette([color_histogram(photo(6))], 9)
-    res = remap(img, pal)
-    flat = img.reshape(-1, 3).astype(np.int64)
-    d = ((flat[:, None, :] - pal[None].astype(np.int64)) ** 2).sum(-1)
-    best = pal[d.argmin(1)]
-    np.testing.assert_array_equal(res.image().reshape(-1, 3), best)
-    assert res.transparent_index is None and res.k == 9
-    assert set(map(tuple, res.palette.tolist())) <= set(map(tuple, pal.tolist()))
-    assert (res.counts > 0).all()
-    assert res.mse == pytest.approx(d.min(1).sum() / flat.size)
-
-
-def test_remap_transparent_pixels_get_one_extra_entry_like_quantize() -> None:
+def test_histograms_leave_out_transparent_pixels_and_ignore_alpha() -> None:
     img = photo(2, alpha=True)
-    pal = fit_palette([color_histogram(img)], 6)
-    assert pal.shape[1] == 4  # partly transparent colours are part of the palette
-    res = remap(img, pal)
-    assert res.transparent_index == 0
-    assert res.palette[0].tolist() == [0, 0, 0, 0]
-    out = res.image()
-    np.testing.assert_array_equal(out[img[..., 3] == 0], 0)
-    assert (out[img[..., 3] > 0][:, 3] > 0).all()
-    assert res.colors == len(res.palette) - 1
-
-
-def test_remap_keeps_opaque_images_opaque() -> None:
-    pal = np.array([[250, 250, 250, 200], [10, 10, 10, 255], [240, 240, 240, 255]], np.uint8)
-    img = np.full((3, 3, 3), 252, np.uint8)  # nearest in RGBA would be the translucent one
-    res = remap(img, pal)
-    assert res.palette.tolist() == [[240, 240, 240]]
-    assert not res.lossless
-
-
-def test_remap_is_lossless_when_the_palette_holds_every_colour() -> None:
-    img = np.zeros((2, 3, 3), np.uint8)
-    img[0] = (1, 2, 3)
-    res = remap(img, np.array([[0, 0, 0], [1, 2, 3], [9, 9, 9]], np.uint8))
-    assert res.lossless and res.mse == 0.0
-    np.testing.assert_array_equal(res.image(), img)
-
-
-@pytest.mark.parametrize(
-    "palette",
-    [np.zeros((0, 3), np.uint8), np.zeros((3, 2), np.uint8), np.full((2, 3), 300)],
-)
-def test_remap_rejects_bad_palettes(palette: np.ndarray) -> None:
-    with pytest.raises(ValueError):
-        remap(photo(0), palette)
+    colors, counts = color_histogram(img)
+    assert colors.shape[1] == 3
+    assert counts.sum() == int((img[..., 3] > 0).sum())
 
 
 # --------------------------------------------------------------------------- planning
@@ -318,9 +273,12 @@ def test_shared_palette_every_output_uses_only_its_colours(pool, tree: Path, tmp
     p = plan([tree], out, BatchOptions(k=6), recursive=True, globs=["*.png", "*.jpg", "*.webp"])
     summary = run_batch(p, pool, shared_palette=True)
     assert (summary.ok, summary.failed) == (4, 1)
-    doc = json.loads((out / "palette.json").read_text())
-    assert doc["k"] == 6 and doc["mode"] == "RGBA" and len(doc["colors"]) == 6
-    allowed = {tuple(c) if len(c) == 4 else (*c, 255) for c in doc["colors"]}
+    from kmeanscli.api import load_palette
+
+    palette = load_palette(out / "palette.json")  # what --palette reads
+    assert palette.shape == (6, 3)
+    assert "k=6" in json.loads((out / "palette.json").read_text())["name"]
+    allowed = {(*c, 255) for c in palette.tolist()}
     allowed.add((0, 0, 0, 0))  # the transparent entry of images with transparent pixels
     used: set[tuple[int, ...]] = set()
     for r in summary.results:
@@ -329,13 +287,14 @@ def test_shared_palette_every_output_uses_only_its_colours(pool, tree: Path, tmp
             assert got <= allowed, r.output
             used |= got
     assert len(used) >= 5
-    np.testing.assert_array_equal(summary.palette, np.array(doc["colors"], np.uint8))
+    np.testing.assert_array_equal(summary.palette, palette)
+    doc = (out / "palette.json").read_bytes()
     # the same run again: same palette, everything up to date
     again = run_batch(
         plan([tree], out, BatchOptions(k=6), recursive=True), pool, shared_palette=True
     )
     assert (again.ok, again.skipped) == (0, 4)
-    assert json.loads((out / "palette.json").read_text()) == doc
+    assert (out / "palette.json").read_bytes() == doc
 
 
 def test_fileresult_json_fields() -> None:

@@ -345,3 +345,24 @@ def test_quality_targets_name_each_output_after_its_k(cli, tree: Path, tmp_path:
     for name, d in docs.items():
         if d["status"] == "ok":
             assert again[name]["status"] == "skipped" and again[name]["reason"] == "up to date"
+
+
+def test_compress_options_apply_per_file_as_compress_does(cli, tree: Path, tmp_path: Path):
+    pal = tmp_path / "brand.txt"
+    pal.write_text("#000000\n#ff0000\n#00ff00\n#0000ff\n#ffffff\n")
+    out = tmp_path / "out"
+    code, _, stderr = cli("batch", tree, "-o", out, "--palette", pal, "-q", "-j", "1")
+    assert code == 0, stderr
+    allowed = {(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)}
+    for name in ("a-k16.png", "b-k16.png"):
+        with Image.open(out / name) as im:
+            assert {c for _, c in im.convert("RGB").getcolors()} <= allowed
+    # dithering and a perceptual space: byte-identical to compress with the same options
+    opts = ["-k", "6", "--dither", "fs", "--space", "oklab"]
+    code, _, _ = cli("batch", tree / "a.png", "-o", tmp_path / "d", *opts, "-q", "-j", "1")
+    assert code == 0
+    code, _, _ = cli("compress", tree / "a.png", "-o", tmp_path / "one.png", *opts, "-q")
+    assert code == 0
+    assert (tmp_path / "d" / "a-k6.png").read_bytes() == (tmp_path / "one.png").read_bytes()
+    rc, _, stderr = cli("batch", tree, "-o", out, "--palette", pal, "--shared-palette")
+    assert rc == 2 and "do not go together" in stderr

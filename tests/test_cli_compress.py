@@ -441,9 +441,11 @@ def bomb() -> bytes:
     return png_bytes(Image.new("1", (10_000, 10_000)))
 
 
-def _animated() -> bytes:
-    frames = [Image.fromarray(synthetic(16, 16, seed=s)).convert("P") for s in range(3)]
-    return png_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
+def _multipage() -> bytes:
+    """A 3-page TIFF: still refused (animated GIF/APNG/WebP are compressed as animations,
+    see tests/test_animation.py)."""
+    frames = [Image.fromarray(synthetic(16, 16, seed=s)) for s in range(3)]
+    return png_bytes(frames[0], "TIFF", save_all=True, append_images=frames[1:])
 
 
 BAD_INPUTS = {
@@ -451,14 +453,14 @@ BAD_INPUTS = {
     "truncated": lambda: (lambda d: d[: len(d) // 2])(png_bytes(synthetic(64, 64))),
     "empty": lambda: b"",
     "not-an-image": lambda: b"%PDF-1.4 this is not an image\n",
-    "animated": _animated,
+    "multipage": _multipage,
 }
 BAD_MESSAGES = {
     "corrupt": "corrupt",
     "truncated": "truncated",
     "empty": "empty",
     "not-an-image": "not an image",
-    "animated": "frames",
+    "multipage": "3 frames; multi-page images are not supported",
 }
 
 
@@ -470,7 +472,7 @@ def _corrupt_png() -> bytes:
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_files(cli, tmp_path: Path, case: str) -> None:
-    src = tmp_path / ("in.gif" if case == "animated" else "in.png")
+    src = tmp_path / ("in.tif" if case == "multipage" else "in.png")
     src.write_bytes(BAD_INPUTS[case]())
     before = snapshot(tmp_path)
     line = cli("compress", src, "-o", tmp_path / "out.png").assert_one_error(1, BAD_MESSAGES[case])

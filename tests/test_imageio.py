@@ -155,10 +155,22 @@ def _frames(fmt: str) -> bytes:
     return png_bytes(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP", "TIFF"])
-def test_multi_frame_refused(fmt: str) -> None:
-    with pytest.raises(InputError, match=r"3 frames.*not supported"):
-        decode(_frames(fmt), name="anim")
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_animation_refused_by_decode_with_its_bytes(fmt: str) -> None:
+    """decode() reads still images; an animation raises AnimatedInputError (an InputError)
+    carrying the bytes, which compress hands to kmeanscli.animation.decode_animation."""
+    from kmeanscli.imageio import AnimatedInputError
+
+    data = _frames(fmt)
+    with pytest.raises(AnimatedInputError, match=r"anim: is animated \(3 frames\)") as info:
+        decode(data, name="anim")
+    assert isinstance(info.value, InputError)
+    assert info.value.data == data and info.value.n_frames == 3
+
+
+def test_multi_page_tiff_refused() -> None:
+    with pytest.raises(InputError, match=r"3 frames; multi-page images are not supported"):
+        decode(_frames("TIFF"), name="anim")
 
 
 def test_single_frame_gif_accepted() -> None:

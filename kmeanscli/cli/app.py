@@ -48,7 +48,7 @@ def _root(
 
 
 def _register() -> None:
-    from . import batch, compare, compress  # noqa: F401  (commands register themselves)
+    from . import batch, compare, compress, palette  # noqa: F401  (they register on `app`)
 
 
 _register()

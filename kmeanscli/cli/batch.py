@@ -42,12 +42,20 @@ from .console import err_console, error, progress_enabled
 from .options import (
     BatchSize,
     Colors,
+    Dither,
+    DitherName,
+    DitherStrength,
+    KeepColor,
     MaxDeltaE,
     MaxIter,
     MaxPixels,
+    PaletteIn,
     Quiet,
+    Restarts,
     Seed,
     SkipIfLarger,
+    Space,
+    SpaceName,
     Strip,
     TargetPsnr,
     TargetSsim,
@@ -287,6 +295,12 @@ def batch(
         ),
     ],
     colors: Colors = 16,
+    space: Space = SpaceName.rgb,
+    dither: Dither = DitherName.none,
+    dither_strength: DitherStrength = 1.0,
+    palette: PaletteIn = None,
+    keep_color: KeepColor = None,
+    restarts: Restarts = 1,
     seed: Seed = 0,
     max_iter: MaxIter = 100,
     batch_size: BatchSize = 4096,
@@ -392,6 +406,21 @@ def batch(
             raise UsageError("give -k or a quality target (--target-*, --max-delta-e), not both")
     if targets and shared_palette:
         raise UsageError("--shared-palette cannot go with quality targets (each file's own k)")
+    if palette is not None:
+        source = ctx.get_parameter_source("colors") if ctx is not None else None
+        if getattr(source, "name", None) == "COMMANDLINE":
+            raise UsageError(
+                "--palette and -k/--colors do not go together: the palette gives the colours"
+            )
+        if keep_color:
+            raise UsageError("--palette and --keep-color do not go together")
+        if shared_palette:
+            raise UsageError("--shared-palette and --palette do not go together")
+        from ..api import load_palette
+
+        load_palette(palette)  # a bad palette file is one error before any work
+    if dither_strength != 1.0 and dither != DitherName.fs:
+        raise UsageError("--dither-strength needs --dither fs")
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
@@ -411,6 +440,12 @@ def batch(
         strip=strip,
         max_pixels=max_pixels,
         format=fmt,
+        space=space.value,
+        dither=dither.value,
+        dither_strength=dither_strength,
+        keep_colors=tuple(keep_color or ()),
+        restarts=restarts,
+        palette=str(palette) if palette is not None else None,
         targets=targets,
         skip_if_larger=skip_if_larger,
     )

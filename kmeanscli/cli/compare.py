@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..api import DEFAULT_SPACE
 from ..compare import (
     DEFAULT_KS,
     FIELDS,
@@ -40,12 +41,17 @@ from .options import (
     PlotColors,
     Preview,
     Quiet,
+    Restarts,
     Sample,
     Seed,
+    Space,
+    SpaceName,
     Strip,
     TargetPsnr,
     TargetSsim,
 )
+
+_DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
 
 
 def _check_figure_path(path: Path, option: str) -> None:
@@ -197,6 +203,8 @@ def compare(
     target_psnr: TargetPsnr = None,
     target_ssim: TargetSsim = None,
     max_delta_e: MaxDeltaE = None,
+    space: Space = _DEFAULT_SPACE,
+    restarts: Restarts = 1,
     seed: Seed = 0,
     max_iter: MaxIter = 100,
     batch_size: BatchSize = 4096,
@@ -246,6 +254,8 @@ def compare(
                 ("--target-psnr", target_psnr),
                 ("--target-ssim", target_ssim),
                 ("--max-delta-e", max_delta_e),
+                ("--space", None if space == _DEFAULT_SPACE else space),
+                ("--restarts", None if restarts == 1 else restarts),
             )
             if value is not None
         ]
@@ -294,6 +304,8 @@ def compare(
                 max_pixels=max_pixels,
                 input_name=name,
                 progress=stages,
+                space=space.value,
+                restarts=restarts,
             )
 
     for note in comparison.warnings:

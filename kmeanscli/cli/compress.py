@@ -10,31 +10,43 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..api import CompressReport, compress_file, default_output, sample_image
+from ..api import DEFAULT_SPACE, CompressReport, compress_file, default_output, sample_image
+from ..core import palette_io
 from ..core.search import make_targets
 from ..errors import UsageError
-from ..imageio import format_for
+from ..imageio import FORMATS, format_for
 from .app import app
 from .console import Stages, err_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
     BatchSize,
     Colors,
+    Dither,
+    DitherName,
+    DitherStrength,
     Force,
     Json,
+    KeepColor,
     MaxDeltaE,
     MaxIter,
     MaxPixels,
+    PaletteIn,
+    PaletteOut,
     Plot,
     Preview,
     Quiet,
+    Restarts,
     Sample,
     Seed,
     SkipIfLarger,
+    Space,
+    SpaceName,
     Strip,
     TargetPsnr,
     TargetSsim,
 )
+
+_DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
 
 
 def _human(n: float) -> str:
@@ -91,6 +103,13 @@ def compress(
         ),
     ] = None,
     colors: Colors = 16,
+    space: Space = _DEFAULT_SPACE,
+    dither: Dither = DitherName.none,
+    dither_strength: DitherStrength = 1.0,
+    palette: PaletteIn = None,
+    keep_color: KeepColor = None,
+    palette_out: PaletteOut = None,
+    restarts: Restarts = 1,
     seed: Seed = 0,
     max_iter: MaxIter = 100,
     batch_size: BatchSize = 4096,
@@ -117,6 +136,10 @@ def compress(
       cat a.png | kmeanscli compress - -k 8 -o - > b.png
 
       kmeanscli compress photo.jpg --json | jq .psnr
+
+      kmeanscli compress photo.jpg -k 8 --dither fs --palette-out photo.gpl
+
+      kmeanscli compress photo.jpg --palette brand.gpl -o photo.png
 
       kmeanscli compress photo.jpg --target-psnr 35 --skip-if-larger
     """
@@ -152,6 +175,21 @@ def compress(
         raise UsageError(
             "refusing to write image data to a terminal; redirect stdout or give -o FILE"
         )
+    if palette is not None:
+        source = ctx.get_parameter_source("colors") if ctx is not None else None
+        if getattr(source, "name", None) == "COMMANDLINE":
+            raise UsageError(
+                "--palette and -k/--colors do not go together: the palette gives the colours"
+            )
+        if keep_color:
+            raise UsageError("--palette and --keep-color do not go together")
+        palette_io.format_of(palette, images=tuple(FORMATS))
+    if palette_out is not None:
+        palette_io.format_of(palette_out)
+        if plot is not None and same_path(plot, palette_out):
+            raise UsageError("--plot and --palette-out need different files")
+    if dither_strength != 1.0 and dither != DitherName.fs:
+        raise UsageError("--dither-strength needs --dither fs")
     if plot is not None:
         src_file = src if isinstance(src, Path) else None
         out_file: Path | None = None
@@ -176,6 +214,13 @@ def compress(
             max_pixels=max_pixels,
             format="PNG" if to_stdout else None,
             input_name=name,
+            space=space.value,
+            dither=dither.value,
+            dither_strength=dither_strength,
+            keep_colors=keep_color or None,
+            palette=palette,
+            palette_out=palette_out,
+            restarts=restarts,
             progress=stages,
             targets=targets,
             skip_if_larger=skip_if_larger,

@@ -18,6 +18,7 @@ _STAGE_TEXT = {
     "fit": "Fitting k-means",
     "refine": "Refining the palette",
     "assign": "Mapping pixels",
+    "dither": "Dithering",
     "encode": "Encoding",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -70,6 +71,89 @@ Plot = Annotated[
         metavar="FILE",
         dir_okay=False,
         help="Write the preview figure to FILE (.png, .svg or .pdf) without a display.",
+    ),
+]
+
+
+class SpaceName(str, Enum):
+    """Colour spaces for ``--space``."""
+
+    rgb = "rgb"
+    oklab = "oklab"
+    lab = "lab"
+
+
+class DitherName(str, Enum):
+    """Dithering methods for ``--dither``."""
+
+    none = "none"
+    fs = "fs"
+
+
+Space = Annotated[
+    SpaceName,
+    typer.Option(
+        "--space",
+        case_sensitive=False,
+        help="Colour space k-means clusters in and where 'nearest colour' is measured: rgb "
+        "(best PSNR), oklab or lab (perceptual; lab gives the lowest CIEDE2000 error).",
+    ),
+]
+Dither = Annotated[
+    DitherName,
+    typer.Option(
+        "--dither",
+        case_sensitive=False,
+        help="Error diffusion onto the palette: none, or fs (Floyd–Steinberg).",
+    ),
+]
+DitherStrength = Annotated[
+    float,
+    typer.Option(
+        "--dither-strength",
+        min=0.0,
+        max=1.0,
+        metavar="0..1",
+        help="Share of the error that --dither fs diffuses (1 = full Floyd–Steinberg).",
+    ),
+]
+PaletteOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--palette-out",
+        metavar="FILE",
+        dir_okay=False,
+        help="Also write the palette: .gpl (GIMP), .json (hex, RGB, pixel share), .txt "
+        "(hex per line), .act (Adobe) or .png (swatch strip).",
+    ),
+]
+PaletteIn = Annotated[
+    Path | None,
+    typer.Option(
+        "--palette",
+        metavar="FILE",
+        dir_okay=False,
+        help="Use this palette instead of k-means (.gpl .json .txt .act, or an image whose "
+        "colours are taken); every pixel goes to its nearest palette colour. Not with -k.",
+    ),
+]
+KeepColor = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--keep-color",
+        metavar="HEX",
+        help="Lock this colour (#rrggbb) into the fitted palette; repeat for more.",
+    ),
+]
+Restarts = Annotated[
+    int,
+    typer.Option(
+        "--restarts",
+        min=1,
+        max=100,
+        metavar="N",
+        help="Independent k-means++ starts; the palette with the lowest error is kept "
+        "(useful for k <= 16; each start costs one fit).",
     ),
 ]
 PlotColors = Annotated[

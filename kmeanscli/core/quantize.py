@@ -22,9 +22,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .color import SPACES, from_space, to_space
 from .metrics import psnr_from_mse
 
-__all__ = ["MAX_COLORS", "QuantizeResult", "histogram", "nearest", "quantize"]
+__all__ = [
+    "MAX_COLORS",
+    "QuantizeResult",
+    "histogram",
+    "nearest",
+    "nearest_in_space",
+    "quantize",
+]
 
 MAX_COLORS = 256
 """A palette image holds at most 256 entries."""
@@ -37,6 +45,8 @@ _BLOCK_ROWS = 1 << 15  # rows per float32 distance block
 _THREADED_MIN_WORK = 4_000_000  # points x centres below which fits run on one thread
 _KDTREE_MIN_CENTERS = 32  # nearest() uses a KD-tree from this many centres ...
 _KDTREE_MIN_POINTS = 50_000  # ... and this many points
+
+_ALPHA_SCALE = {"rgb": 1.0, "oklab": 1.0 / 255.0, "lab": 100.0 / 255.0}
 
 ProgressCallback = Callable[[str], None]
 
@@ -204,10 +214,14 @@ def _weighted_means(
     return sums, totals
 
 
-def _coarsen(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def _coarsen(
+    colors: np.ndarray, counts: np.ndarray, bits: int, values: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge colours into bins of ``bits`` per channel; each bin keeps its mean colour.
 
-    Returns float32 bin colours and float32 bin weights (pixel counts).
+    Returns float32 bin colours and float32 bin weights (pixel counts). With ``values``
+    (one row per colour, e.g. the colours in another colour space) the bins are still cut
+    in RGB but carry the mean of ``values`` instead.
     """
     shift = 8 - bits
     c = colors.shape[1]
@@ -219,9 +233,10 @@ def _coarsen(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndar
     w = counts.astype(np.float64)
     totals = np.bincount(code, weights=w, minlength=size)
     occupied = np.flatnonzero(totals)
-    means = np.empty((len(occupied), c), dtype=np.float32)
-    for j in range(c):
-        sums = np.bincount(code, weights=w * colors[:, j], minlength=size)
+    source = colors if values is None else values
+    means = np.empty((len(occupied), source.shape[1]), dtype=np.float32)
+    for j in range(source.shape[1]):
+        sums = np.bincount(code, weights=w * source[:, j], minlength=size)
         means[:, j] = sums[occupied] / totals[occupied]
     return means, totals[occupied].astype(np.float32)
 
@@ -270,20 +285,23 @@ def _refine(
     *,
     max_iter: int,
     seed: int,
+    values: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact weighted Lloyd iterations (scikit-learn's compiled ``KMeans``) from ``centers``.
 
     Runs on the full histogram when it is small enough, else on a 7- or 6-bit histogram
-    whose bins carry their mean colour.
+    whose bins carry their mean colour. ``values`` are the colours in the clustering space
+    (default: the colours themselves).
     """
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
-    points, weights = colors.astype(np.float32), counts.astype(np.float32)
+    source = colors if values is None else values
+    points, weights = source.astype(np.float32), counts.astype(np.float32)
     for bits in (7, 6):
         if len(points) <= _REFINE_MAX_POINTS:
             break
-        points, weights = _coarsen(colors, counts, bits)
+        points, weights = _coarsen(colors, counts, bits, values)
     k = len(centers)
     if len(points) <= k:
         return centers
@@ -330,6 +348,266 @@ def _exact_palette(
         palette = np.concatenate([palette, points[order].astype(np.uint8)])
 
 
+def _space_values(colors: np.ndarray, space: str) -> np.ndarray:
+    """8-bit colours (n, 3|4) in the clustering space, as float64.
+
+    Alpha, when present, is scaled to the range of the space's lightness (0..1 for OKLab,
+    0..100 for CIELAB) so that it weighs like a colour channel, as it does in RGB.
+    """
+    out = np.empty(colors.shape, dtype=np.float64)
+    out[:, :3] = to_space(colors[:, :3], space)
+    if colors.shape[1] == 4:
+        out[:, 3] = colors[:, 3] * _ALPHA_SCALE[space]
+    return out
+
+
+def _space_to_colors(values: np.ndarray, space: str) -> np.ndarray:
+    """Points of the clustering space back to 8-bit colours (the one conversion back)."""
+    out = np.empty(values.shape, dtype=np.float64)
+    out[:, :3] = from_space(values[:, :3].astype(np.float64), space)
+    if values.shape[1] == 4:
+        out[:, 3] = values[:, 3] / _ALPHA_SCALE[space]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def nearest_in_space(values: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of every point by exact float64 Euclidean distance (a KD-tree).
+
+    For points in a perceptual space, where :func:`nearest`'s integer-exact float32 trick
+    does not apply. A point equal to a centre is at distance exactly 0 from it.
+    """
+    from scipy.spatial import cKDTree  # comes with scikit-learn
+
+    dist, idx = cKDTree(np.asarray(centers, dtype=np.float64)).query(
+        np.asarray(values, dtype=np.float64), k=1, workers=-1
+    )
+    return idx.astype(np.intp), dist * dist
+
+
+def _exact_palette_space(
+    colors: np.ndarray,
+    values: np.ndarray,
+    weights: np.ndarray,
+    palette: np.ndarray,
+    k: int,
+    space: str,
+    locked: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_exact_palette` with distances measured in ``space``, and locked colours.
+
+    ``palette`` holds the 8-bit free centres. The result is exactly ``k`` distinct 8-bit
+    colours, ``locked`` first (always kept, even when no colour is nearest to one), then the
+    free ones, each the nearest (in ``space``) of at least one colour; and the label of
+    every colour.
+    """
+    if locked is None:
+        locked = palette[:0]
+    n_lock = len(locked)
+    free = np.unique(palette, axis=0)
+    if n_lock:
+        free = free[~_isin_rows(free, locked)]
+    while True:
+        pal = np.concatenate([locked, free])
+        labels, sqdist = nearest_in_space(values, _space_values(pal, space))
+        used = np.bincount(labels, minlength=len(pal)) > 0
+        if len(pal) == k and used[n_lock:].all():
+            return pal, labels
+        free = free[used[n_lock:]]
+        need = k - n_lock - len(free)
+        cost = sqdist * weights
+        order = np.argsort(-cost, kind="stable")[:need]
+        order = order[cost[order] > 0]
+        free = np.concatenate([free, colors[order]])
+
+
+def _isin_rows(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Mask of the rows of ``rows`` (uint8, (n, c)) that appear in ``table`` (uint8, (m, c))."""
+    if len(table) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    weights = 256 ** np.arange(rows.shape[1], dtype=np.int64)
+    return np.isin(rows.astype(np.int64) @ weights, table.astype(np.int64) @ weights)
+
+
+def _lock_centers(
+    colors: np.ndarray,
+    counts: np.ndarray,
+    values: np.ndarray,
+    centers: np.ndarray,
+    locked_values: np.ndarray,
+    *,
+    max_iter: int,
+) -> np.ndarray:
+    """Swap in locked centres and re-run weighted Lloyd iterations with them held fixed.
+
+    Each locked centre replaces the nearest remaining fitted centre; the free centres then
+    move to the weighted mean of the colours nearest to them (on the full histogram, or a
+    7- or 6-bit one when it is large). Returns the free centres.
+    """
+    free = centers.astype(np.float64)
+    for lv in locked_values:
+        if len(free) == 0:
+            break
+        drop = int(np.argmin(((free - lv) ** 2).sum(axis=1)))
+        free = np.delete(free, drop, axis=0)
+    if len(free) == 0:
+        return free
+    points, weights = values, counts.astype(np.float64)
+    for bits in (7, 6):
+        if len(points) <= _REFINE_MAX_POINTS:
+            break
+        points, weights = _coarsen(colors, counts, bits, values)
+    points = points.astype(np.float64)
+    weights = weights.astype(np.float64)
+    previous = None
+    for _ in range(max(max_iter, 1)):
+        labels, _dist = nearest_in_space(points, np.concatenate([free, locked_values]))
+        if previous is not None and np.array_equal(labels, previous):
+            break
+        previous = labels
+        sums, totals = _weighted_means(points, weights, labels, len(free) + len(locked_values))
+        moved = totals[: len(free)] > 0
+        free[moved] = sums[: len(free)][moved] / totals[: len(free)][moved, None]
+    return free
+
+
+def _locked_colors(keep: np.ndarray | None, channels: int, k: int) -> np.ndarray | None:
+    """The distinct locked colours in order, laid out in ``channels`` (opaque alpha)."""
+    if keep is None:
+        return None
+    rgb = np.asarray(keep)
+    if rgb.size == 0:
+        return None
+    if rgb.dtype != np.uint8 or rgb.ndim != 2 or rgb.shape[1] != 3:
+        raise ValueError("keep must be a uint8 array of RGB colours, shape (n, 3).")
+    _, first = np.unique(rgb, axis=0, return_index=True)
+    rgb = rgb[np.sort(first)]
+    if len(rgb) > k:
+        raise ValueError(f"{len(rgb)} colours to keep do not fit in a palette of {k}.")
+    out = np.full((len(rgb), channels), 255, dtype=np.uint8)
+    out[:, :3] = rgb
+    return out
+
+
+def _fit_locked(
+    hist: _Histogram,
+    locked: np.ndarray,
+    k: int,
+    *,
+    space: str,
+    seed: int,
+    max_iter: int,
+    batch_size: int,
+    refine_iter: int,
+    step: ProgressCallback,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """k-means with some centres locked: fit ``k`` centres, swap the locked ones in for
+    their nearest fitted ones, re-run Lloyd with them fixed, then make the palette exact.
+    """
+    values = _space_values(hist.colors, space)
+    weights = hist.counts.astype(np.float64)
+    step("fit")
+    if len(hist.colors) > _COARSE_MIN_COLORS:
+        fit_points, fit_weights = _coarsen(hist.colors, hist.counts, _COARSE_BITS, values)
+    else:
+        fit_points, fit_weights = values.astype(np.float32), weights
+    if len(fit_points) <= k:
+        centers = fit_points
+    else:
+        centers = _fit_minibatch(
+            fit_points, fit_weights, k, seed=seed, max_iter=max_iter, batch_size=batch_size
+        )
+    step("refine")
+    free = _lock_centers(
+        hist.colors,
+        hist.counts,
+        values,
+        centers,
+        _space_values(locked, space),
+        max_iter=max(refine_iter, 1),
+    )
+    step("assign")
+    palette, labels = _exact_palette_space(
+        hist.colors, values, weights, _space_to_colors(free, space), k, space, locked
+    )
+    diff = hist.colors.astype(np.int64) - palette[labels].astype(np.int64)
+    sq_total = float(np.dot(np.einsum("ij,ij->i", diff, diff), hist.counts))
+    return palette, labels, sq_total, _objective(values, weights, palette, labels, space)
+
+
+def _restart_seeds(seed: int, restarts: int) -> list[int]:
+    """``seed`` itself, then ``restarts - 1`` more seeds derived from it."""
+    extra = np.random.SeedSequence(seed).generate_state(max(restarts - 1, 0)).tolist()
+    return [seed, *(int(x) for x in extra)]
+
+
+def _objective(
+    values: np.ndarray, weights: np.ndarray, palette: np.ndarray, labels: np.ndarray, space: str
+) -> float:
+    """Weighted squared error of the colours against their palette colour, in ``space``."""
+    diff = values - _space_values(palette, space)[labels]
+    return float(np.dot(np.einsum("ij,ij->i", diff, diff), weights))
+
+
+def _fit_free(
+    hist: _Histogram,
+    k_eff: int,
+    *,
+    space: str,
+    seed: int,
+    max_iter: int,
+    batch_size: int,
+    refine_iter: int,
+    step: ProgressCallback,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """One k-means run: fit, refine, exact palette. Returns the palette, the label of each
+    distinct colour, the squared error in RGB and the error in the clustering space.
+    """
+    n_colors = len(hist.colors)
+    values = None if space == "rgb" else _space_values(hist.colors, space)
+    points = hist.colors.astype(np.float32) if values is None else values.astype(np.float32)
+    weights = hist.counts.astype(np.float64)
+    step("fit")
+    if n_colors > _COARSE_MIN_COLORS:
+        fit_points, fit_weights = _coarsen(hist.colors, hist.counts, _COARSE_BITS, values)
+    else:
+        fit_points, fit_weights = points, weights
+    if len(fit_points) <= k_eff:
+        centers = fit_points
+    else:
+        centers = _fit_minibatch(
+            fit_points,
+            fit_weights,
+            k_eff,
+            seed=seed,
+            max_iter=max_iter,
+            batch_size=batch_size,
+        )
+    if refine_iter > 0:
+        step("refine")
+        centers = _refine(
+            hist.colors,
+            hist.counts,
+            centers,
+            max_iter=refine_iter,
+            seed=seed,
+            values=values,
+        )
+    step("assign")
+    if values is None:
+        palette_w, labels, sqdist = _exact_palette(points, weights, centers, k_eff)
+        sq_total = float(np.dot(sqdist.astype(np.float64), weights))
+    else:
+        palette_w, labels = _exact_palette_space(
+            hist.colors, values, weights, _space_to_colors(centers, space), k_eff, space
+        )
+        diff = hist.colors.astype(np.int64) - palette_w[labels].astype(np.int64)
+        sq_total = float(np.dot(np.einsum("ij,ij->i", diff, diff), hist.counts))
+    objective = (
+        sq_total if values is None else _objective(values, weights, palette_w, labels, space)
+    )
+    return palette_w, labels, sq_total, objective
+
+
 def _order(palette: np.ndarray) -> np.ndarray:
     """A stable palette order: by alpha, then by luma (helps PNG filters and compression)."""
     p = palette.astype(np.int64)
@@ -364,6 +642,9 @@ def quantize(
     max_iter: int = 100,
     batch_size: int = 4096,
     refine_iter: int = 30,
+    space: str = "rgb",
+    keep: np.ndarray | None = None,
+    restarts: int = 1,
     progress: ProgressCallback | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``k`` colours with k-means.
@@ -386,6 +667,21 @@ def quantize(
         ``MiniBatchKMeans`` mini-batch size.
     refine_iter : int, optional
         Maximum exact Lloyd iterations on the full histogram after the fit (0 to skip).
+    space : {"rgb", "oklab", "lab"}, optional
+        The colour space k-means clusters in. The image's distinct colours are converted
+        to it (OKLab with the sRGB curve removed first; CIELAB relative to D65), fitted and
+        refined there, and the centres are converted back to 8-bit sRGB once. Every colour
+        then goes to its nearest palette colour in that space. ``"rgb"`` clusters the 8-bit
+        values as they are. The reported ``mse`` is always measured in sRGB.
+    keep : ndarray of uint8, shape (n, 3), optional
+        Colours locked into the palette, exactly (brand colours, pure white ...). They count
+        towards ``k``; the other ``k - n`` colours are fitted around them. A locked colour
+        stays in the palette even when no pixel is nearest to it (its count is then 0).
+    restarts : int, optional
+        Independent k-means++ starts (the first with ``seed``, the others with seeds derived
+        from it); the run whose final palette has the lowest error in the clustering space
+        is kept. 1 (the default) is a single run. Worth it for small palettes (k <= 16),
+        where one start can land in a poor local minimum; it costs one fit per start.
     progress : callable, optional
         Called with the name of each stage as it starts.
 
@@ -399,6 +695,10 @@ def quantize(
         For an input or argument outside the contract above.
     """
     _check(pixels, k, seed, max_iter, batch_size)
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}.")
+    if not isinstance(restarts, (int, np.integer)) or not 1 <= restarts <= 100:
+        raise ValueError(f"restarts must be an integer from 1 to 100; got {restarts!r}.")
     step = progress or (lambda _stage: None)
     channels = pixels.shape[-1]
     flat = pixels.reshape(-1, channels)
@@ -419,44 +719,66 @@ def quantize(
     n_colors = len(hist.colors) if hist is not None else 0
     has_transparent = visible is not None
     k_eff = min(k, MAX_COLORS - 1) if has_transparent else k
+    locked = _locked_colors(keep, work.shape[1] if len(work) else channels, k_eff)
+    is_locked = (
+        _isin_rows(hist.colors, locked)
+        if hist is not None and locked is not None
+        else np.zeros(n_colors, dtype=bool)
+    )
+    n_lock = 0 if locked is None else len(locked)
 
     if hist is None:
-        palette_w = np.zeros((0, channels), dtype=np.uint8)
+        palette_w = np.zeros((0, channels), dtype=np.uint8) if locked is None else locked
         labels = np.zeros(0, dtype=np.intp)
         sq_total = 0.0
         lossless = True
+    elif locked is not None and n_colors - int(is_locked.sum()) <= k_eff - n_lock:
+        # every colour fits beside the locked ones: keep them all exactly
+        palette_w = np.concatenate([locked, hist.colors[~is_locked]])
+        labels = nearest_in_space(hist.colors.astype(np.float64), palette_w.astype(np.float64))[0]
+        sq_total = 0.0
+        lossless = True
+    elif locked is not None:
+        best_locked = None
+        for run_seed in _restart_seeds(int(seed), restarts):
+            fitted_locked = _fit_locked(
+                hist,
+                locked,
+                k_eff,
+                space=space,
+                seed=run_seed,
+                max_iter=max_iter,
+                batch_size=batch_size,
+                refine_iter=refine_iter,
+                step=step,
+            )
+            if best_locked is None or fitted_locked[3] < best_locked[3]:
+                best_locked = fitted_locked
+        assert best_locked is not None
+        palette_w, labels, sq_total, _score = best_locked
+        lossless = False
     elif n_colors <= k_eff:
         palette_w = hist.colors
         labels = np.arange(n_colors)
         sq_total = 0.0
         lossless = True
     else:
-        points = hist.colors.astype(np.float32)
-        weights = hist.counts.astype(np.float64)
-        step("fit")
-        if n_colors > _COARSE_MIN_COLORS:
-            fit_points, fit_weights = _coarsen(hist.colors, hist.counts, _COARSE_BITS)
-        else:
-            fit_points, fit_weights = points, weights
-        if len(fit_points) <= k_eff:
-            centers = fit_points
-        else:
-            centers = _fit_minibatch(
-                fit_points,
-                fit_weights,
+        best = None
+        for run_seed in _restart_seeds(int(seed), restarts):
+            fitted = _fit_free(
+                hist,
                 k_eff,
-                seed=int(seed),
+                space=space,
+                seed=run_seed,
                 max_iter=max_iter,
                 batch_size=batch_size,
+                refine_iter=refine_iter,
+                step=step,
             )
-        if refine_iter > 0:
-            step("refine")
-            centers = _refine(
-                hist.colors, hist.counts, centers, max_iter=refine_iter, seed=int(seed)
-            )
-        step("assign")
-        palette_w, labels, sqdist = _exact_palette(points, weights, centers, k_eff)
-        sq_total = float(np.dot(sqdist.astype(np.float64), weights))
+            if best is None or fitted[3] < best[3]:
+                best = fitted
+        assert best is not None
+        palette_w, labels, sq_total, _score = best
         lossless = False
 
     # Lay the palette out in the input's channels, with the transparent entry first.

@@ -1,0 +1,139 @@
+"""``kmeanscli palette``: the dominant colours of an image."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..api import DEFAULT_SPACE, PaletteReport, dominant_colors
+from ..core import palette_io
+from ..errors import OutputError, UsageError
+from ..imageio import atomic_write
+from .app import app
+from .compress import _check_plot_path
+from .console import Stages, progress_enabled
+from .inputs import read_stdin, same_path
+from .options import (
+    Force,
+    Json,
+    MaxPixels,
+    PaletteOut,
+    Plot,
+    Quiet,
+    Restarts,
+    Seed,
+    Space,
+    SpaceName,
+)
+
+_DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
+
+
+def render_palette(report: PaletteReport, console: Console) -> None:
+    """The colours as a table: swatch, hex, RGB, share of pixels."""
+    console.print(
+        f"{report.input}: {len(report.colors)} dominant colours ({report.space})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table()
+    table.add_column("", no_wrap=True)
+    table.add_column("hex", no_wrap=True)
+    table.add_column("RGB", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
+    for c, share in zip(report.colors, report.shares, strict=True):
+        hex_code = palette_io.to_hex(c)
+        swatch = Text("      ", style=f"on {hex_code}")
+        rgb = f"{int(c[0]):3d} {int(c[1]):3d} {int(c[2]):3d}"
+        table.add_row(swatch, hex_code, rgb, f"{100 * share:5.1f}%")
+    console.print(table)
+
+
+@app.command()
+def palette(
+    input: Annotated[
+        str,
+        typer.Argument(metavar="IN", help="Image to read, or - for stdin."),
+    ],
+    colors: Annotated[
+        int,
+        typer.Option("-k", "--colors", min=1, max=256, help="How many colours, 1 to 256."),
+    ] = 6,
+    space: Space = _DEFAULT_SPACE,
+    restarts: Restarts = 1,
+    seed: Seed = 0,
+    json_out: Json = False,
+    plot: Plot = None,
+    palette_out: PaletteOut = None,
+    force: Force = False,
+    max_pixels: MaxPixels = None,
+    quiet: Quiet = False,
+) -> None:
+    """Show the dominant colours of an image, most used first, with colour swatches.
+
+    Examples:
+
+      kmeanscli palette photo.jpg -k 6
+
+      kmeanscli palette photo.jpg --json | jq -r '.colors[].hex'
+
+      kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out colours.gpl
+    """
+    if plot is not None:
+        _check_plot_path(plot, None if input == "-" else Path(input), None, force=force)
+    if palette_out is not None:
+        palette_io.format_of(palette_out)
+        if palette_out.is_dir():
+            raise OutputError(f"{palette_out}: is a directory")
+        if input != "-" and same_path(palette_out, Path(input)):
+            raise OutputError(f"{palette_out}: is the input file; refusing to overwrite it")
+        if plot is not None and same_path(plot, palette_out):
+            raise UsageError("--plot and --palette-out need different files")
+        if palette_out.exists() and not force:
+            raise OutputError(f"{palette_out}: already exists (use --force to overwrite)")
+    src: str | Path | bytes = read_stdin() if input == "-" else Path(input)
+    with Stages(progress_enabled(quiet)) as stages:
+        report = dominant_colors(
+            src,
+            colors,
+            seed=seed,
+            space=space.value,
+            max_pixels=max_pixels,
+            input_name=input,
+            restarts=restarts,
+            progress=stages,
+        )
+    if palette_out is not None:
+        if palette_io.format_of(palette_out) == "png":
+            import io
+
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.fromarray(palette_io.swatch_strip(report.colors)).save(buf, "PNG")
+            data = buf.getvalue()
+        else:
+            data = palette_io.dumps(
+                report.colors, palette_io.format_of(palette_out), counts=report.pixels
+            )
+        with atomic_write(palette_out) as fh:
+            fh.write(data)
+    if json_out:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        sys.stdout.flush()
+    else:
+        render_palette(report, Console(highlight=False))
+    if plot is not None:
+        from .. import plots
+
+        plots.save_palette_figure(
+            plot, report.colors, report.shares, title=f"{report.input}: dominant colours"
+        )
