@@ -172,14 +172,17 @@ class _Renderer:
                 self.progress.console.print(
                     Text.assemble(("✗ ", "bold red"), (result.error or "failed", "red"))
                 )
-            self.progress.update(
-                self.task_id,
-                completed=event.done,
-                total=event.total,
-                saved=self.saved,
-                rate=rate,
-                failed=self.failed,
-            )
+            if self.compress_started is None:  # a file failed while reading colours
+                self.progress.update(self.task_id, failed=self.failed)
+            else:
+                self.progress.update(
+                    self.task_id,
+                    completed=event.done,
+                    total=event.total,
+                    saved=self.saved,
+                    rate=rate,
+                    failed=self.failed,
+                )
         elif self.quiet:
             if result.status == "failed":
                 error(result.error or f"{result.input}: failed")
