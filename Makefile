@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean bench bench-quick
+.PHONY: install demo test lint format clean bench bench-quick bench-batch
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install: $(STAMP) ## create .venv and install kmeanscli with its test tools
 
 demo: $(STAMP) ## compress the built-in sample photo to 16 colours and print the report
 	$(BIN)/kmeanscli compress --sample -k 16 -o china-k16.png --force
+
+bench-batch: $(STAMP) ## batch -j 2 against pngquant on 44 photos (not a test; takes a minute)
+	$(BIN)/python benchmarks/batch_bench.py --jobs 2 --files 44
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check kmeanscli tests benchmarks

@@ -41,6 +41,8 @@ PaletteSource = str | os.PathLike[str] | np.ndarray
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
+_EXTENSIONS = {fmt: ext for ext, fmt in reversed(FORMATS.items())}  # PNG -> .png, JPEG -> .jpg
+
 
 @dataclass(frozen=True, eq=False)
 class CompressReport:
@@ -333,6 +335,8 @@ def compress_file(
         if not src_path.exists():
             raise InputError(f"{label}: no such file")
 
+    # the default output's extension: the format's when one is given
+    ext = _EXTENSIONS.get(format.upper(), ".png") if format else ".png"
     out_path: Path | None
     stream: BinaryIO | None = None
     deferred = False  # the default output's name waits for the k the targets choose
@@ -341,7 +345,7 @@ def compress_file(
             raise OutputError("an input that is not a file needs an explicit output")
         base = src_path if default_dir is None else Path(default_dir) / src_path.name
         deferred = bool(targets)
-        out_path = None if deferred else default_output(base, k)
+        out_path = None if deferred else default_output(base, k, ext)
     elif isinstance(dst, (str, os.PathLike)):
         out_path = Path(dst)
     else:
@@ -423,7 +427,7 @@ def compress_file(
                     raise TargetNotMetError(f"{label}: {exc}; nothing written") from None
                 result, k = found.result, found.k
                 if deferred:
-                    out_path = default_output(base, k)
+                    out_path = default_output(base, k, ext)
                     _check_output(out_path, src_path, force)
             else:
                 result = run(pixels, k)

@@ -48,7 +48,7 @@ def _root(
 
 
 def _register() -> None:
-    from . import compare, compress, palette  # noqa: F401  (they register on `app`)
+    from . import batch, compare, compress, palette  # noqa: F401  (they register on `app`)
 
 
 _register()

@@ -203,7 +203,7 @@ SkipIfLarger = Annotated[
     bool,
     typer.Option(
         "--skip-if-larger",
-        help="Write nothing, and exit with status 98, when the output would not be smaller "
-        "than the input.",
+        help="Write nothing when the output would not be smaller than the input (compress "
+        "then exits with status 98; batch reports the file as skipped).",
     ),
 ]

@@ -14,6 +14,8 @@ class ExitStatus(IntEnum):
     """The work failed: unreadable or corrupt input, unwritable output, refusing to overwrite."""
     USAGE = 2
     """Bad command line: unknown flag, value out of range, flags that do not go together."""
+    SOME_FAILED = 3
+    """``batch``: some files failed (the others were done; each failure is listed)."""
     SKIPPED_NOT_SMALLER = 98
     """``compress --skip-if-larger``: the output would not be smaller than the input; nothing
     was written."""

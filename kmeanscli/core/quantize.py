@@ -548,6 +548,20 @@ def auto_restarts(k: int) -> int:
     return 3 if k <= AUTO_RESTARTS_MAX_K else 1
 
 
+def _best_start(fit: Callable[[int], tuple], seed: int, restarts: int) -> tuple:
+    """Run ``fit(seed)`` for each start's seed; keep the result with the lowest score.
+
+    ``fit`` returns ``(palette, labels, squared_error, score)``; ties keep the earlier start.
+    """
+    best = None
+    for run_seed in _restart_seeds(seed, restarts):
+        fitted = fit(run_seed)
+        if best is None or fitted[3] < best[3]:
+            best = fitted
+    assert best is not None
+    return best
+
+
 def _restart_seeds(seed: int, restarts: int) -> list[int]:
     """``seed`` itself, then ``restarts - 1`` more seeds derived from it."""
     extra = np.random.SeedSequence(seed).generate_state(max(restarts - 1, 0)).tolist()
@@ -755,9 +769,8 @@ def quantize(
         sq_total = 0.0
         lossless = True
     elif locked is not None:
-        best_locked = None
-        for run_seed in _restart_seeds(int(seed), restarts):
-            fitted_locked = _fit_locked(
+        palette_w, labels, sq_total, _score = _best_start(
+            lambda run_seed: _fit_locked(
                 hist,
                 locked,
                 k_eff,
@@ -767,11 +780,10 @@ def quantize(
                 batch_size=batch_size,
                 refine_iter=refine_iter,
                 step=step,
-            )
-            if best_locked is None or fitted_locked[3] < best_locked[3]:
-                best_locked = fitted_locked
-        assert best_locked is not None
-        palette_w, labels, sq_total, _score = best_locked
+            ),
+            int(seed),
+            restarts,
+        )
         lossless = False
     elif n_colors <= k_eff:
         palette_w = hist.colors
@@ -779,9 +791,8 @@ def quantize(
         sq_total = 0.0
         lossless = True
     else:
-        best = None
-        for run_seed in _restart_seeds(int(seed), restarts):
-            fitted = _fit_free(
+        palette_w, labels, sq_total, _score = _best_start(
+            lambda run_seed: _fit_free(
                 hist,
                 k_eff,
                 space=space,
@@ -790,11 +801,10 @@ def quantize(
                 batch_size=batch_size,
                 refine_iter=refine_iter,
                 step=step,
-            )
-            if best is None or fitted[3] < best[3]:
-                best = fitted
-        assert best is not None
-        palette_w, labels, sq_total, _score = best
+            ),
+            int(seed),
+            restarts,
+        )
         lossless = False
 
     # Lay the palette out in the input's channels, with the transparent entry first.

@@ -1,0 +1,476 @@
+"""``kmeanscli batch``: many images, in parallel, resumable, optionally on a Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ..batch import (
+    FORMATS,
+    BatchEvent,
+    BatchOptions,
+    BatchSummary,
+    FileResult,
+    Plan,
+    make_executor,
+    plan,
+    read_path_list,
+    run_batch,
+)
+from ..errors import InputError, UsageError
+from .app import app
+from .compress import _human
+from .console import err_console, error, progress_enabled
+from .options import (
+    BatchSize,
+    Colors,
+    Dither,
+    DitherName,
+    DitherStrength,
+    KeepColor,
+    MaxDeltaE,
+    MaxIter,
+    MaxPixels,
+    PaletteIn,
+    Quiet,
+    Restarts,
+    Seed,
+    SkipIfLarger,
+    Space,
+    SpaceName,
+    Strip,
+    TargetPsnr,
+    TargetSsim,
+)
+from .status import ExitStatus
+
+_STAGES = {
+    "histograms": "Reading colours",
+    "palette": "Fitting palette",
+    "compress": "Compressing",
+}
+
+
+class _SavedColumn(ProgressColumn):
+    """Bytes saved so far, files per second and failures."""
+
+    def render(self, task: Any) -> Text:
+        f = task.fields
+        text = Text()
+        if f.get("saved") is not None:
+            text.append(f"saved {_human(f['saved'])}", style="green")
+        rate = f.get("rate")
+        if rate:
+            text.append(f"  {rate:.1f} files/s")
+        if f.get("failed"):
+            text.append(f"  {f['failed']} failed", style="bold red")
+        return text
+
+
+class _Renderer:
+    """Turns batch events into a progress bar (terminal), lines (pipe) or nothing (quiet)."""
+
+    def __init__(self, *, quiet: bool, json_out: bool, bar: bool) -> None:
+        self.quiet = quiet
+        self.json_out = json_out
+        self.console: Console = err_console()
+        self.progress: Progress | None = None
+        self.task_id: Any = None
+        self.saved = 0
+        self.failed = 0
+        self.compress_started: float | None = None
+        self.compress_done = 0
+        if bar and not quiet:
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                _SavedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+                # --json lines stay on stdout; only a stdout that is the terminal too goes
+                # through the bar, so the lines print above it instead of through it
+                redirect_stdout=_isatty(sys.stdout),
+                redirect_stderr=False,
+            )
+
+    def __enter__(self) -> _Renderer:
+        if self.progress is not None:
+            self.progress.start()
+            self.task_id = self.progress.add_task("Starting", total=None, saved=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def line(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text, markup=False, highlight=False)
+        elif not self.quiet:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    def __call__(self, event: BatchEvent) -> None:
+        if event.kind == "stage":
+            if event.stage == "compress":
+                self.compress_started = time.perf_counter()
+            if self.progress is not None:
+                self.progress.reset(  # also restarts the rate and ETA estimates
+                    self.task_id,
+                    description=_STAGES.get(event.stage, event.stage),
+                    total=event.total if event.stage != "palette" else None,
+                    completed=event.done,
+                    saved=self.saved if event.stage == "compress" else None,
+                    failed=self.failed,
+                )
+            elif event.stage == "histograms":
+                self.line(f"reading the colours of {event.total} files for a shared palette")
+            elif event.stage == "palette":
+                self.line("fitting the shared palette")
+            return
+        if event.kind == "histogram":
+            if self.progress is not None:
+                self.progress.update(self.task_id, completed=event.done)
+            return
+        result = event.result
+        assert result is not None
+        if self.json_out:
+            sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+            sys.stdout.flush()
+        if result.status == "ok":
+            self.saved += result.bytes_in - result.bytes_out
+            self.compress_done += 1
+        elif result.status == "failed":
+            self.failed += 1
+        if self.progress is not None:
+            elapsed = time.perf_counter() - (self.compress_started or time.perf_counter())
+            rate = self.compress_done / elapsed if elapsed > 0 and self.compress_done else None
+            if result.status == "failed":
+                self.progress.console.print(
+                    Text.assemble(("✗ ", "bold red"), (result.error or "failed", "red"))
+                )
+            if self.compress_started is None:  # a file failed while reading colours
+                self.progress.update(self.task_id, failed=self.failed)
+            else:
+                self.progress.update(
+                    self.task_id,
+                    completed=event.done,
+                    total=event.total,
+                    saved=self.saved,
+                    rate=rate,
+                    failed=self.failed,
+                )
+        elif self.quiet:
+            if result.status == "failed":
+                error(result.error or f"{result.input}: failed")
+        else:
+            self.line(_plain(result))
+
+
+def _stdin_paths() -> list[str]:
+    """The paths listed on stdin (``-``), one a line."""
+    if sys.stdin is None:
+        raise InputError("-: stdin is closed; pipe a list of paths in, one a line")
+    if _isatty(sys.stdin):
+        raise UsageError("-: stdin is a terminal; pipe a list of paths in, one a line")
+    try:
+        return read_path_list(sys.stdin)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"-: cannot read the list of paths on stdin: {exc}") from exc
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain(result: FileResult) -> str:
+    if result.status == "ok":
+        r = result.report or {}
+        return (
+            f"ok       {result.input} -> {result.output}  "
+            f"{_human(result.bytes_in)} -> {_human(result.bytes_out)} ({r.get('ratio', 0):.1%})"
+        )
+    if result.status == "skipped":
+        if result.reason and result.reason.startswith(result.input):
+            return f"skipped  {result.reason}"
+        return f"skipped  {result.input} -> {result.output} ({result.reason or 'up to date'})"
+    return f"failed   {result.error}"
+
+
+def render_summary(summary: BatchSummary, *, where: str) -> None:
+    """The final table on stderr: counts, sizes, ratio, time, and each failure."""
+    console = err_console()
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    counts = f"{summary.ok} ok, {summary.skipped} skipped, {summary.failed} failed"
+    if summary.not_done:
+        counts += f", {summary.not_done} not done"
+    table.add_row("files", f"{counts} (of {summary.total})")
+    if summary.ok:
+        ratio = summary.ratio
+        smaller = f"{1 / ratio:.1f}× smaller" if ratio < 1 else f"{ratio:.2f}× larger"
+        table.add_row(
+            "size",
+            f"{_human(summary.bytes_in)} → {_human(summary.bytes_out)}  "
+            f"({ratio:.1%} of the input, {smaller})",
+        )
+    rate = f", {summary.ok / summary.seconds:.2f} files/s" if summary.ok else ""
+    table.add_row("time", f"{summary.seconds:.1f} s{rate} on {where}")
+    if summary.palette_path:
+        table.add_row("palette", Text(summary.palette_path))
+    if summary.interrupted:
+        table.add_row("status", Text("interrupted: run the same command again to finish"))
+    elif summary.stopped:
+        table.add_row("status", Text("stopped at the first failure (--fail-fast)"))
+    console.print(table)
+    if summary.failures:
+        console.print(Text(f"failures ({summary.failed}):", style="bold red"))
+        for r in summary.failures:
+            console.print(Text(f"  {r.error or r.input}"), soft_wrap=True)
+
+
+def _dry_run(the_plan: Plan, *, json_out: bool) -> None:
+    rows: list[tuple[str, str, str, str | None]] = [
+        (t.input, t.output, "planned", None) for t in the_plan.tasks
+    ]
+    rows += [(t.input, t.output, "skipped", None) for t in the_plan.skipped]
+    rows += [(r.input, r.output, "failed", r.error) for r in the_plan.failed]
+    for src, dst, status, why in rows:
+        if json_out:
+            doc = {"input": src, "output": dst, "status": status}
+            if why:
+                doc["error"] = why
+            sys.stdout.write(json.dumps(doc) + "\n")
+        elif status == "planned":
+            sys.stdout.write(f"{src} -> {dst}\n")
+        elif status == "skipped":
+            sys.stdout.write(f"{src} -> {dst} (up to date, skipped)\n")
+        else:
+            sys.stdout.write(f"{src} -> {dst} (refused: {why})\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def batch(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT",
+            show_default=False,
+            help="Image files, folders, or - to read newline-separated paths from stdin.",
+        ),
+    ],
+    outdir: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="OUTDIR",
+            file_okay=False,
+            help="Output folder (created if missing); the input tree is mirrored under it.",
+        ),
+    ],
+    colors: Colors = 16,
+    space: Space = SpaceName.rgb,
+    dither: Dither = DitherName.none,
+    dither_strength: DitherStrength = 1.0,
+    palette: PaletteIn = None,
+    keep_color: KeepColor = None,
+    restarts: Restarts = 1,
+    seed: Seed = 0,
+    max_iter: MaxIter = 100,
+    batch_size: BatchSize = 4096,
+    strip: Strip = False,
+    max_pixels: MaxPixels = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="|".join(FORMATS),
+            help="Output format of every file.",
+            case_sensitive=False,
+        ),
+    ] = "png",
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of folder inputs.")
+    ] = False,
+    globs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--glob",
+            metavar="PATTERN",
+            help="File-name pattern for folder inputs, e.g. '*.png' (repeatable; default: "
+            "every extension Pillow reads).",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            show_default=False,
+            help="Worker processes (default: the number of cores).",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Run on an existing Dask distributed cluster (e.g. tcp://host:8786); needs "
+            "pip install 'kmeanscli[dask]' and paths the workers can see.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", "-f", help="Redo outputs that already exist and are newer than the input."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", "-n", help="List what would be done (on stdout) and stop."),
+    ] = False,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first file that fails.")
+    ] = False,
+    shared_palette: Annotated[
+        bool,
+        typer.Option(
+            "--shared-palette",
+            help="Fit one palette on all inputs, use it for every file and write it to "
+            "OUTDIR/palette.json.",
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON line per file on stdout as it finishes."),
+    ] = False,
+    quiet: Quiet = False,
+    target_psnr: TargetPsnr = None,
+    target_ssim: TargetSsim = None,
+    max_delta_e: MaxDeltaE = None,
+    skip_if_larger: SkipIfLarger = False,
+    ctx: typer.Context = None,  # type: ignore[assignment]  # Typer fills it in
+) -> int:
+    """Compress many images at once, in parallel, into an output folder.
+
+    Each file is compressed as compress would, to OUTDIR/<path>/<stem>-k<K>.<ext>.
+
+    Outputs newer than their input are skipped: run an interrupted batch again to finish it.
+
+    Exit status 3: some files failed (the others were done).
+
+    Examples:
+
+      kmeanscli batch photos/ -r -o out/ -k 16
+
+      find assets -name '*.png' | kmeanscli batch - -o small/ -j 4 --json
+
+      kmeanscli batch frames/ -o out/ --shared-palette -k 32
+
+      kmeanscli batch photos/ -r -o out/ --target-psnr 35 --skip-if-larger
+    """
+    from ..core.search import make_targets
+
+    targets = make_targets(target_psnr, target_ssim, max_delta_e)
+    if targets and ctx is not None:
+        source = ctx.get_parameter_source("colors")
+        if source is not None and source.name == "COMMANDLINE":
+            raise UsageError("give -k or a quality target (--target-*, --max-delta-e), not both")
+    if targets and shared_palette:
+        raise UsageError("--shared-palette cannot go with quality targets (each file's own k)")
+    if palette is not None:
+        source = ctx.get_parameter_source("colors") if ctx is not None else None
+        if getattr(source, "name", None) == "COMMANDLINE":
+            raise UsageError(
+                "--palette and -k/--colors do not go together: the palette gives the colours"
+            )
+        if keep_color:
+            raise UsageError("--palette and --keep-color do not go together")
+        if shared_palette:
+            raise UsageError("--shared-palette and --palette do not go together")
+        from ..api import load_palette
+
+        load_palette(palette)  # a bad palette file is one error before any work
+    if dither_strength != 1.0 and dither != DitherName.fs:
+        raise UsageError("--dither-strength needs --dither fs")
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if scheduler and jobs is not None:
+        raise UsageError("give -j/--jobs (local workers) or --scheduler (Dask), not both")
+    if inputs.count("-") > 1:
+        raise UsageError("- (paths on stdin) can be given only once")
+    paths: list[str] = []
+    for item in inputs:
+        paths.extend(_stdin_paths() if item == "-" else [item])
+
+    options = BatchOptions(
+        k=colors,
+        seed=seed,
+        max_iter=max_iter,
+        batch_size=batch_size,
+        strip=strip,
+        max_pixels=max_pixels,
+        format=fmt,
+        space=space.value,
+        dither=dither.value,
+        dither_strength=dither_strength,
+        keep_colors=tuple(keep_color or ()),
+        restarts=restarts,
+        palette=str(palette) if palette is not None else None,
+        targets=targets,
+        skip_if_larger=skip_if_larger,
+    )
+    the_plan = plan(paths, outdir, options, recursive=recursive, globs=globs, force=force)
+    if dry_run:
+        _dry_run(the_plan, json_out=json_out)
+        return ExitStatus.OK
+
+    executor = make_executor(jobs, scheduler)
+    renderer = _Renderer(quiet=quiet, json_out=json_out, bar=progress_enabled(quiet))
+    with executor, renderer:
+        summary = run_batch(
+            the_plan,
+            executor,
+            on_event=renderer,
+            shared_palette=shared_palette,
+            fail_fast=fail_fast,
+        )
+    if not quiet:
+        render_summary(summary, where=executor.description)
+    if summary.interrupted:
+        return ExitStatus.INTERRUPTED
+    if summary.failed:
+        return ExitStatus.SOME_FAILED
+    return ExitStatus.OK
