@@ -21,8 +21,13 @@ def _exit_interrupted() -> NoReturn:
     A Ctrl-C that lands while an extension module initialises can leave CPython (3.11) marked
     as killed by SIGINT even though the KeyboardInterrupt was handled; the interpreter would
     then end by re-sending SIGINT to itself. Output files are already cleaned up by the time
-    we get here, so skip interpreter shutdown and exit with the documented code.
+    we get here: run the atexit handlers (process pools, semaphores), then skip the rest of
+    interpreter shutdown and exit with the documented code.
     """
+    import atexit
+
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()  # multiprocessing/executor clean-up (semaphores, workers)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
