@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .core.metrics import Scores, mse, scores
-from .core.quantize import MAX_COLORS, QuantizeResult, histogram, quantize
+from .core.quantize import MAX_COLORS, QuantizeResult, histogram, prepare, quantize
 from .core.search import SearchResult, Target, make_targets, search_k
 from .errors import InputError, TargetNotMetError, UsageError
 from .imageio import decode, encode
@@ -311,6 +311,7 @@ def compare_k(
     notes: list[str] = []
 
     kmeans_runs: dict[int, tuple[QuantizeResult, float]] = {}
+    prepared = prepare(pixels)  # the colour histogram, counted once for every k
 
     def run_kmeans(px: np.ndarray, k: int) -> QuantizeResult:
         if k not in kmeans_runs:
@@ -324,6 +325,7 @@ def compare_k(
                 batch_size=batch_size,
                 space=space,
                 restarts=restarts,
+                prepared=prepared if px is pixels else None,
             )
             kmeans_runs[k] = (result, time.perf_counter() - started)
         return kmeans_runs[k][0]

@@ -249,3 +249,19 @@ def test_files_mode_mixes_rgb_and_rgba(tmp_path):
     (tmp_path / "b.png").write_bytes(png_bytes(rgba))
     (row,) = compare_files(tmp_path / "a.png", [tmp_path / "b.png"]).rows
     assert row.scores.mse == pytest.approx(1 / (30 * 40 * 4))
+
+
+def test_the_colour_histogram_is_counted_once_for_all_k(small_photo, monkeypatch) -> None:
+    import kmeanscli.core.quantize as core
+
+    calls: list[int] = []
+    real = core.histogram
+
+    def counting(flat):
+        calls.append(len(flat))
+        return real(flat)
+
+    monkeypatch.setattr(core, "histogram", counting)
+    cmp = compare_k(small_photo, [4, 8, 16])
+    assert [row.k for row in cmp.rows] == [4, 8, 16]
+    assert calls == [64 * 43]

@@ -438,3 +438,24 @@ def test_non_contiguous_input(alpha: str | None) -> None:
         np.testing.assert_array_equal(r.palette, c.palette)
         np.testing.assert_array_equal(r.indices, c.indices)
         check_invariants(view, 7, r)
+
+
+def test_prepared_histogram_gives_the_same_result() -> None:
+    from kmeanscli.core.quantize import prepare
+
+    for alpha in (None, "binary", "partial"):
+        px = synthetic(40, 30, alpha=alpha) if alpha else synthetic(40, 30)
+        prepared = prepare(px)
+        for k in (4, 16):
+            a, b = quantize(px, k), quantize(px, k, prepared=prepared)
+            assert np.array_equal(a.palette, b.palette)
+            assert np.array_equal(a.indices, b.indices)
+            assert a.mse == b.mse and a.unique_colors == b.unique_colors
+
+
+def test_prepared_from_other_pixels_is_refused() -> None:
+    from kmeanscli.core.quantize import prepare
+
+    px = synthetic(40, 30)
+    with pytest.raises(ValueError, match="same pixels"):
+        quantize(px.copy(), 4, prepared=prepare(px))

@@ -27,10 +27,12 @@ from .metrics import psnr_from_mse
 
 __all__ = [
     "MAX_COLORS",
+    "PreparedImage",
     "QuantizeResult",
     "histogram",
     "nearest",
     "nearest_in_space",
+    "prepare",
     "quantize",
 ]
 
@@ -662,6 +664,42 @@ def _check(pixels: np.ndarray, k: int, seed: int, max_iter: int, batch_size: int
         raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
 
 
+@dataclass(frozen=True, eq=False)
+class PreparedImage:
+    """An image's colour histogram, ready for :func:`quantize` at any k (see :func:`prepare`).
+
+    ``visible`` masks the pixels that are not fully transparent (None when all are visible),
+    ``work`` holds those pixels in the channels that are clustered (RGB when every visible
+    pixel is opaque), and ``hist`` is their histogram (None when no pixel is visible).
+    """
+
+    pixels: np.ndarray
+    visible: np.ndarray | None
+    work: np.ndarray
+    hist: _Histogram | None
+
+
+def prepare(pixels: np.ndarray) -> PreparedImage:
+    """Count an image's colours once, for several :func:`quantize` calls on it.
+
+    ``pixels`` follows :func:`quantize`'s contract and must not change afterwards.
+    """
+    _check(pixels, 1, 0, 1, 1)
+    channels = pixels.shape[-1]
+    flat = pixels.reshape(-1, channels)
+    visible: np.ndarray | None = None
+    work = flat
+    if channels == 4:
+        transparent = flat[:, 3] == 0
+        if transparent.any():
+            visible = ~transparent
+            work = flat[visible]
+        if work.size and bool((work[:, 3] == 255).all()):
+            work = work[:, :3]  # only opaque visible pixels: cluster RGB alone
+    hist = histogram(work) if len(work) else None
+    return PreparedImage(pixels=pixels, visible=visible, work=work, hist=hist)
+
+
 def quantize(
     pixels: np.ndarray,
     k: int,
@@ -673,6 +711,7 @@ def quantize(
     space: str = "rgb",
     keep: np.ndarray | None = None,
     restarts: int | None = None,
+    prepared: PreparedImage | None = None,
     progress: ProgressCallback | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``k`` colours with k-means.
@@ -710,6 +749,9 @@ def quantize(
         from it); the run whose final palette has the lowest error in the clustering space
         is kept. None (the default) means ``auto_restarts(k)``: 3 starts for k <= 8, where
         one start can land in a poor local minimum and a fit is cheap, else 1.
+    prepared : PreparedImage, optional
+        The result of :func:`prepare` for these same ``pixels``: quantizing one image at
+        several k (as ``compare`` does) then counts its colours only once.
     progress : callable, optional
         Called with the name of each stage as it starts.
 
@@ -735,17 +777,11 @@ def quantize(
     n_pixels = len(flat)
 
     step("histogram")
-    visible: np.ndarray | None = None  # mask of pixels that are not fully transparent
-    work = flat
-    if channels == 4:
-        alpha = flat[:, 3]
-        transparent = alpha == 0
-        if transparent.any():
-            visible = ~transparent
-            work = flat[visible]
-        if work.size and bool((work[:, 3] == 255).all()):
-            work = work[:, :3]  # only opaque visible pixels: cluster RGB alone
-    hist = histogram(work) if len(work) else None
+    if prepared is None:
+        prepared = prepare(pixels)
+    elif prepared.pixels is not pixels:
+        raise ValueError("prepared must come from prepare() on the same pixels array.")
+    visible, work, hist = prepared.visible, prepared.work, prepared.hist
     n_colors = len(hist.colors) if hist is not None else 0
     has_transparent = visible is not None
     k_eff = min(k, MAX_COLORS - 1) if has_transparent else k
