@@ -312,6 +312,8 @@ def compare_k(
 
     kmeans_runs: dict[int, tuple[QuantizeResult, float]] = {}
     prepared = prepare(pixels)  # the colour histogram, counted once for every k
+    if "kmeans" in methods:
+        import sklearn.cluster  # noqa: F401  (import once here, not inside the first k's time)
 
     def run_kmeans(px: np.ndarray, k: int) -> QuantizeResult:
         if k not in kmeans_runs:

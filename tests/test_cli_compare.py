@@ -435,3 +435,16 @@ def test_help_imports_no_heavy_module():
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "--target-psnr" in done.stdout and "--skip-if-larger" in done.stdout
+
+
+def test_piped_table_keeps_every_column_whole(capsys, image, monkeypatch):
+    """Written to a file or a pipe, the table is not cut to 80 columns."""
+    monkeypatch.setenv("COLUMNS", "80")
+    path, _pixels = image
+    rc, out, err = cli(capsys, "compare", path, "-k", "4,8", "--methods", "kmeans,octree")
+    assert rc == 0, err
+    assert "…" not in out
+    header = next(line for line in out.splitlines() if "PSNR" in line)
+    for name in ("method", "colours", "bytes", "ratio", "MSE", "SSIM", "ΔE00", "seconds"):
+        assert name in header
+    assert "octree" in out and "kmeans" in out

@@ -28,7 +28,7 @@ from ..compare import (
 )
 from ..errors import OutputError, TargetNotMetError, UsageError
 from .app import app
-from .console import Stages, err_console, progress_enabled, warn
+from .console import Stages, err_console, out_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
     BatchSize,
@@ -315,7 +315,7 @@ def compare(
     elif csv_out:
         _write_csv(_records(comparison))
     else:
-        render_table(comparison, Console(highlight=False))
+        render_table(comparison, out_console())
     sys.stdout.flush()
     summary = _target_summary(comparison)
     if summary and not quiet:

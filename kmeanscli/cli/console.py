@@ -10,7 +10,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.status import Status
 
-__all__ = ["Stages", "err_console", "error", "warn"]
+__all__ = ["Stages", "err_console", "error", "out_console", "warn"]
 
 _STAGE_TEXT = {
     "decode": "Decoding",
@@ -26,6 +26,18 @@ _STAGE_TEXT = {
 def err_console() -> Console:
     """A console on stderr (messages, reports, progress); honours NO_COLOR."""
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out_console() -> Console:
+    """A console on stdout for tables; never narrower than its table when piped.
+
+    Rich falls back to 80 columns when stdout is not a terminal, which would cut the
+    columns of a wide table written to a file or a pipe.
+    """
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 160))
+    return console
 
 
 def error(message: str) -> None:

@@ -18,7 +18,7 @@ from ..errors import OutputError, UsageError
 from ..imageio import atomic_write
 from .app import app
 from .compress import _check_plot_path
-from .console import Stages, progress_enabled
+from .console import Stages, out_console, progress_enabled
 from .inputs import read_stdin, same_path
 from .options import (
     Force,
@@ -130,7 +130,7 @@ def palette(
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
         sys.stdout.flush()
     else:
-        render_palette(report, Console(highlight=False))
+        render_palette(report, out_console())
     if plot is not None:
         from .. import plots
 
