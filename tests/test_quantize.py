@@ -459,3 +459,19 @@ def test_prepared_from_other_pixels_is_refused() -> None:
     px = synthetic(40, 30)
     with pytest.raises(ValueError, match="same pixels"):
         quantize(px.copy(), 4, prepared=prepare(px))
+
+
+def test_many_rgba_colours_refine_without_dense_bins() -> None:
+    """Partly transparent images with > 150k colours once made 2**28 dense bins (2 GB each)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    px = rng.integers(1, 256, (420, 420, 4), dtype=np.uint8)  # 176k colours, partial alpha
+    tracemalloc.start()
+    try:
+        result = quantize(px, 8, restarts=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.colors == 8 and result.palette.shape == (8, 4)
+    assert peak < 300 * 2**20, f"peak {peak / 2**20:.0f} MiB"

@@ -41,7 +41,13 @@ import dataclasses
 import numpy as np
 
 from .metrics import mse as _mse
-from .quantize import _BINCOUNT_MIN_PIXELS, QuantizeResult, _pack_rgb, _unpack_rgb
+from .quantize import (
+    _BINCOUNT_MIN_PIXELS,
+    QuantizeResult,
+    _pack_rgb,
+    _sorted_counts,
+    _unpack_rgb,
+)
 
 __all__ = ["DITHERS", "floyd_steinberg"]
 
@@ -71,10 +77,7 @@ def _gamut_moves(flat: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.
     from scipy.spatial import Delaunay, QhullError
 
     codes = _pack_rgb(flat)
-    if len(codes) >= _BINCOUNT_MIN_PIXELS:
-        uniq = np.flatnonzero(np.bincount(codes, minlength=1 << 24)).astype(np.uint32)
-    else:
-        uniq = np.unique(codes)
+    uniq = _sorted_counts(codes)[0] if len(codes) >= _BINCOUNT_MIN_PIXELS else np.unique(codes)
     try:
         hull = Delaunay(palette.astype(np.float64), qhull_options="QJ")
         outside = hull.find_simplex(_unpack_rgb(uniq).astype(np.float64)) < 0
