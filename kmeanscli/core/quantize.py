@@ -48,6 +48,8 @@ _BLOCK_ROWS = 1 << 15  # rows per float32 distance block
 _THREADED_MIN_WORK = 4_000_000  # points x centres below which fits run on one thread
 _KDTREE_MIN_CENTERS = 32  # nearest() uses a KD-tree from this many centres ...
 _KDTREE_MIN_POINTS = 50_000  # ... and this many points
+_KDTREE_CHUNK = 1 << 18  # points per KD-tree query
+_PACK_CHUNK = 1 << 20  # pixels per chunk when packing RGB into 24-bit codes
 
 _ALPHA_SCALE = {"rgb": 1.0, "oklab": 1.0 / 255.0, "lab": 100.0 / 255.0}
 
@@ -108,22 +110,27 @@ class _Histogram:
     colors: np.ndarray  # (n, c) uint8, distinct colours
     counts: np.ndarray  # (n,) int64
     codes: np.ndarray  # (n,) uint32 packed colour of each distinct colour
-    pixel_codes: np.ndarray | None  # per-pixel packed colour (bincount path) ...
-    inverse: np.ndarray | None  # ... or per-pixel index into colors (sort path)
+    pixels: np.ndarray | None  # the (N, 3) RGB pixels, mapped through a lookup table ...
+    inverse: np.ndarray | None  # ... or per-pixel index into colors (small images, RGBA)
 
     def spread(self, labels: np.ndarray) -> np.ndarray:
         """Per-pixel values from one ``uint8`` value per distinct colour."""
         if self.inverse is not None:
             return labels[self.inverse]
+        assert self.pixels is not None
         lut = np.zeros(1 << 24, dtype=labels.dtype)
         lut[self.codes] = labels
-        return lut[self.pixel_codes]
+        out = np.empty(len(self.pixels), dtype=labels.dtype)
+        for start in range(0, len(out), _PACK_CHUNK):  # pack again: keeps no 4-byte codes
+            part = self.pixels[start : start + _PACK_CHUNK]
+            out[start : start + _PACK_CHUNK] = lut[_pack_rgb(part)]
+        return out
 
 
 def _pack_rgb(flat: np.ndarray) -> np.ndarray:
     """``r << 16 | g << 8 | b`` as uint32, in chunks to keep temporaries small."""
     codes = np.empty(len(flat), dtype=np.uint32)
-    step = 1 << 20
+    step = _PACK_CHUNK
     for start in range(0, len(flat), step):
         part = flat[start : start + step]
         out = codes[start : start + step]
@@ -160,7 +167,8 @@ def histogram(flat: np.ndarray) -> _Histogram:
         pixel_codes = _pack_rgb(flat)
         if len(pixel_codes) >= _BINCOUNT_MIN_PIXELS:
             codes, counts = _sorted_counts(pixel_codes)
-            return _Histogram(_unpack_rgb(codes), counts, codes, pixel_codes, None)
+            del pixel_codes
+            return _Histogram(_unpack_rgb(codes), counts, codes, flat, None)
         codes, inverse, counts = np.unique(pixel_codes, return_inverse=True, return_counts=True)
         return _Histogram(_unpack_rgb(codes), counts.astype(np.int64), codes, None, inverse)
     packed = np.ascontiguousarray(flat).view(np.uint32).ravel()
@@ -195,8 +203,14 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     if len(c) >= _KDTREE_MIN_CENTERS and len(x) >= _KDTREE_MIN_POINTS:
         from scipy.spatial import cKDTree  # comes with scikit-learn
 
-        dist, idx = cKDTree(c.astype(np.float64)).query(x, k=1, workers=-1)
-        return idx.astype(np.intp), (dist * dist).astype(np.float32)
+        tree = cKDTree(c.astype(np.float64))
+        labels = np.empty(len(x), dtype=np.intp)
+        sqdist = np.empty(len(x), dtype=np.float32)
+        for start in range(0, len(x), _KDTREE_CHUNK):  # bounded float64 temporaries
+            dist, idx = tree.query(x[start : start + _KDTREE_CHUNK], k=1, workers=-1)
+            labels[start : start + len(idx)] = idx
+            sqdist[start : start + len(idx)] = dist * dist
+        return labels, sqdist
     c_sq = np.einsum("ij,ij->i", c, c)
     neg2ct = -2.0 * c.T
     labels = np.empty(len(x), dtype=np.intp)
