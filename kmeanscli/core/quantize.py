@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -823,6 +824,13 @@ def quantize(
     )
     n_lock = 0 if locked is None else len(locked)
 
+    fit_options: dict[str, Any] = {
+        "space": space,
+        "max_iter": max_iter,
+        "batch_size": batch_size,
+        "refine_iter": refine_iter,
+        "step": step,
+    }
     if hist is None:
         palette_w = np.zeros((0, channels), dtype=np.uint8) if locked is None else locked
         labels = np.zeros(0, dtype=np.intp)
@@ -836,17 +844,7 @@ def quantize(
         lossless = True
     elif locked is not None:
         palette_w, labels, sq_total, _score = _best_start(
-            lambda run_seed: _fit_locked(
-                hist,
-                locked,
-                k_eff,
-                space=space,
-                seed=run_seed,
-                max_iter=max_iter,
-                batch_size=batch_size,
-                refine_iter=refine_iter,
-                step=step,
-            ),
+            lambda run_seed: _fit_locked(hist, locked, k_eff, seed=run_seed, **fit_options),
             int(seed),
             restarts,
         )
@@ -858,16 +856,7 @@ def quantize(
         lossless = True
     else:
         palette_w, labels, sq_total, _score = _best_start(
-            lambda run_seed: _fit_free(
-                hist,
-                k_eff,
-                space=space,
-                seed=run_seed,
-                max_iter=max_iter,
-                batch_size=batch_size,
-                refine_iter=refine_iter,
-                step=step,
-            ),
+            lambda run_seed: _fit_free(hist, k_eff, seed=run_seed, **fit_options),
             int(seed),
             restarts,
         )
