@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .constants import DEFAULT_SPACE
 from .core import palette_io
 from .core.color import SPACES
 from .core.quantize import ProgressCallback, QuantizeResult, quantize
@@ -34,8 +35,6 @@ __all__ = [
     "write_palette",
 ]
 
-DEFAULT_SPACE = "rgb"
-"""The colour space k-means clusters in by default (see benchmarks/RESULTS_COLOUR.md)."""
 
 PaletteSource = str | os.PathLike[str] | np.ndarray
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from .constants import BATCH_FORMATS as FORMATS
 from .errors import InputError, KmeansCliError, NotSmallerError, OutputError, UsageError
 
 if TYPE_CHECKING:
@@ -66,8 +67,6 @@ __all__ = [
     "run_batch",
 ]
 
-FORMATS: dict[str, str] = {"png": ".png", "webp": ".webp", "gif": ".gif"}
-"""Output formats of ``batch`` and their extensions."""
 
 PALETTE_FILE = "palette.json"
 """Name of the shared palette written in the output folder."""

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .constants import DEFAULT_KS
 from .core.metrics import Scores, mse, scores
 from .core.quantize import MAX_COLORS, QuantizeResult, histogram, prepare, quantize
 from .core.search import SearchResult, Target, make_targets, search_k
@@ -45,8 +46,6 @@ Source = str | os.PathLike[str] | bytes | BinaryIO
 METHODS = ("kmeans", "mediancut", "octree")
 """Quantization methods: kmeanscli's k-means, Pillow's median cut and fast octree."""
 
-DEFAULT_KS = (4, 8, 16, 32, 64, 128, 256)
-"""The k values compared when none are given."""
 
 FIELDS = ("k", "colors", "bytes", "bpp", "ratio", "mse", "psnr", "ssim", "delta_e", "seconds")
 """The keys of every row in ``--json`` and the columns of ``--csv``, in order."""

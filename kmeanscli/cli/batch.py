@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,18 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ..batch import (
-    FORMATS,
-    BatchEvent,
-    BatchOptions,
-    BatchSummary,
-    FileResult,
-    Plan,
-    make_executor,
-    plan,
-    read_path_list,
-    run_batch,
-)
+from ..constants import BATCH_FORMATS as FORMATS
 from ..errors import InputError, UsageError
 from .app import app
 from .compress import _human
@@ -61,6 +50,9 @@ from .options import (
     TargetSsim,
 )
 from .status import ExitStatus
+
+if TYPE_CHECKING:
+    from ..batch import BatchEvent, BatchSummary, FileResult, Plan
 
 _STAGES = {
     "histograms": "Reading colours",
@@ -192,6 +184,8 @@ class _Renderer:
 
 def _stdin_paths() -> list[str]:
     """The paths listed on stdin (``-``), one a line."""
+    from ..batch import read_path_list
+
     if sys.stdin is None:
         raise InputError("-: stdin is closed; pipe a list of paths in, one a line")
     if _isatty(sys.stdin):
@@ -400,6 +394,7 @@ def batch(
 
       kmeanscli batch photos/ -r -o out/ --target-psnr 35 --skip-if-larger
     """
+    from ..batch import BatchOptions, make_executor, plan, run_batch
     from ..core.search import make_targets
 
     targets = make_targets(target_psnr, target_ssim, max_delta_e)

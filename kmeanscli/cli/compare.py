@@ -8,24 +8,13 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..api import DEFAULT_SPACE
-from ..compare import (
-    DEFAULT_KS,
-    FIELDS,
-    CompareRow,
-    Comparison,
-    compare_files,
-    compare_k,
-    make_targets,
-    parse_k_list,
-    parse_methods,
-)
+from ..constants import DEFAULT_KS, DEFAULT_SPACE
 from ..errors import OutputError, TargetNotMetError, UsageError
 from .app import app
 from .console import Stages, err_console, out_console, progress_enabled, warn
@@ -50,6 +39,9 @@ from .options import (
     TargetPsnr,
     TargetSsim,
 )
+
+if TYPE_CHECKING:
+    from ..compare import CompareRow, Comparison
 
 _DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
 
@@ -140,6 +132,8 @@ def render_table(comparison: Comparison, console: Console) -> None:
 
 
 def _write_csv(records: list[dict[str, Any]]) -> None:
+    from ..compare import FIELDS
+
     keys = list(records[0]) if records else list(FIELDS)
     writer = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
@@ -235,6 +229,8 @@ def compare(
 
       kmeanscli compare photo.jpg pngquant.png magick.png
     """
+    from ..compare import compare_files, compare_k, make_targets, parse_k_list, parse_methods
+
     paths = list(files or [])
     if sample and paths:
         raise UsageError("give either IN or --sample, not both")

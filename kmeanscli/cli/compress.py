@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ..api import DEFAULT_SPACE, CompressReport, compress_file, default_output, sample_image
-from ..core import palette_io
-from ..core.search import make_targets
+from ..constants import DEFAULT_SPACE
 from ..errors import UsageError
-from ..imageio import FORMATS, format_for
 from .app import app
 from .console import Stages, err_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
@@ -45,6 +42,9 @@ from .options import (
     TargetPsnr,
     TargetSsim,
 )
+
+if TYPE_CHECKING:
+    from ..api import CompressReport
 
 _DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
 
@@ -143,6 +143,11 @@ def compress(
 
       kmeanscli compress photo.jpg --target-psnr 35 --skip-if-larger
     """
+    from ..api import compress_file, default_output, sample_image
+    from ..core import palette_io
+    from ..core.search import make_targets
+    from ..imageio import FORMATS, format_for
+
     if sample and input is not None:
         raise UsageError("give either IN or --sample, not both")
     if not sample and input is None:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..api import DEFAULT_SPACE, PaletteReport, dominant_colors
-from ..core import palette_io
+from ..constants import DEFAULT_SPACE
 from ..errors import OutputError, UsageError
-from ..imageio import atomic_write
 from .app import app
 from .compress import _check_plot_path
 from .console import Stages, out_console, progress_enabled
@@ -33,11 +31,16 @@ from .options import (
     SpaceName,
 )
 
+if TYPE_CHECKING:
+    from ..api import PaletteReport
+
 _DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
 
 
 def render_palette(report: PaletteReport, console: Console) -> None:
     """The colours as a table: swatch, hex, RGB, share of pixels."""
+    from ..core import palette_io
+
     console.print(
         f"{report.input}: {len(report.colors)} dominant colours ({report.space})",
         markup=False,
@@ -87,6 +90,10 @@ def palette(
 
       kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out colours.gpl
     """
+    from ..api import dominant_colors
+    from ..core import palette_io
+    from ..imageio import atomic_write
+
     if plot is not None:
         _check_plot_path(plot, None if input == "-" else Path(input), None, force=force)
     if palette_out is not None:
