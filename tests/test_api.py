@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import colours_of, decode_png, files_in, load_image, png_bytes, synthetic
+from conftest import JSON_FIELDS, colours_of, decode_png, files_in, load_image, png_bytes, synthetic
 from PIL import ImageCms
 
 import kmeanscli
@@ -27,23 +27,6 @@ from kmeanscli import (
 
 # The library must not warn (a warning is text on the user's stderr).
 pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")
-
-JSON_FIELDS = {
-    "input",
-    "output",
-    "width",
-    "height",
-    "k",
-    "colors",
-    "unique_colors_in",
-    "bytes_in",
-    "bytes_out",
-    "ratio",
-    "mse",
-    "psnr",
-    "seconds",
-    "seed",
-}
 
 
 def test_public_api() -> None:

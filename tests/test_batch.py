@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import photo, save
 from PIL import Image
 
 from kmeanscli.batch import (
@@ -22,29 +23,6 @@ from kmeanscli.batch import (
 )
 from kmeanscli.core.palette import color_histogram, fit_palette, merge_histograms
 from kmeanscli.errors import InputError, OutputError, UsageError
-
-
-def photo(seed: int, shape: tuple[int, int] = (40, 48), alpha: bool = False) -> np.ndarray:
-    """A small smooth image with noise: a few thousand colours."""
-    h, w = shape
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.stack(
-        [x * 255 // w, y * 255 // h, (seed * 40 + (x + y) * 255 // (w + h)) % 256], axis=-1
-    )
-    img = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
-    if alpha:
-        a = np.full((h, w, 1), 255, np.uint8)
-        a[: h // 4] = 0
-        a[h // 4 : h // 2] = 128
-        img = np.concatenate([img, a], axis=-1)
-    return img
-
-
-def save(path: Path, pixels: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 def colours_of(path: Path) -> set[tuple[int, ...]]:

@@ -11,8 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import photo, save
 from PIL import Image
 from rich.console import Console
 
@@ -21,28 +21,6 @@ from kmeanscli.cli.app import run
 from kmeanscli.cli.status import ExitStatus
 
 ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100", "TERM": "dumb"}
-
-
-def photo(seed: int, shape: tuple[int, int] = (40, 48), alpha: bool = False) -> np.ndarray:
-    h, w = shape
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.stack(
-        [x * 255 // w, y * 255 // h, (seed * 40 + (x + y) * 255 // (w + h)) % 256], axis=-1
-    )
-    img = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
-    if alpha:
-        a = np.full((h, w, 1), 255, np.uint8)
-        a[: h // 4] = 0
-        a[h // 4 : h // 2] = 128
-        img = np.concatenate([img, a], axis=-1)
-    return img
-
-
-def save(path: Path, pixels: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 @pytest.fixture

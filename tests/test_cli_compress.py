@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import (
     ERROR_PREFIX,
+    JSON_FIELDS,
     colours_of,
     decode_png,
     files_in,
@@ -24,22 +25,6 @@ from PIL import Image, ImageCms
 # The library must not warn (a warning is text on the user's stderr).
 pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWarning")
 
-JSON_FIELDS = {
-    "input",
-    "output",
-    "width",
-    "height",
-    "k",
-    "colors",
-    "unique_colors_in",
-    "bytes_in",
-    "bytes_out",
-    "ratio",
-    "mse",
-    "psnr",
-    "seconds",
-    "seed",
-}
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
