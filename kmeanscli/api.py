@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .constants import DEFAULT_SPACE
+from .constants import DEFAULT_MAX_ITER, DEFAULT_SPACE
 from .core import palette_io
 from .core.color import SPACES
 from .core.quantize import ProgressCallback, QuantizeResult, quantize
@@ -238,8 +238,7 @@ def compress_file(
     k: int = 16,
     *,
     seed: int = 0,
-    max_iter: int = 100,
-    batch_size: int = 4096,
+    max_iter: int = DEFAULT_MAX_ITER,
     force: bool = False,
     strip: bool = False,
     max_pixels: int | None = None,
@@ -268,7 +267,7 @@ def compress_file(
         extension picks the format. None means ``<stem>-k<K>.png`` beside ``src``.
     k : int
         Number of colours (see :func:`kmeanscli.quantize`).
-    seed, max_iter, batch_size
+    seed, max_iter
         Passed to :func:`kmeanscli.quantize`.
     force : bool
         Overwrite an existing output file.
@@ -412,7 +411,6 @@ def compress_file(
             quantize,
             seed=seed,
             max_iter=max_iter,
-            batch_size=batch_size,
             space=space,
             keep=keep,
             restarts=restarts,

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from .constants import BATCH_FORMATS as FORMATS
+from .constants import DEFAULT_MAX_ITER
 from .errors import InputError, KmeansCliError, NotSmallerError, OutputError, UsageError
 
 if TYPE_CHECKING:
@@ -82,8 +83,8 @@ class BatchOptions:
 
     k: int = 16
     seed: int = 0
-    max_iter: int = 100
-    batch_size: int = 4096
+    max_iter: int = DEFAULT_MAX_ITER
+    batch_size: int = 4096  # MiniBatchKMeans, for the shared palette only
     strip: bool = False
     max_pixels: int | None = None
     format: str = "png"
@@ -479,7 +480,6 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
             options.k,
             seed=options.seed,
             max_iter=options.max_iter,
-            batch_size=options.batch_size,
             force=True,  # the plan decided: the output is missing or older than its input
             strip=options.strip,
             max_pixels=options.max_pixels,

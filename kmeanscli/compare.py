@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .constants import DEFAULT_KS
+from .constants import DEFAULT_KS, DEFAULT_MAX_ITER
 from .core.metrics import Scores, mse, scores
 from .core.quantize import MAX_COLORS, QuantizeResult, histogram, prepare, quantize
 from .core.search import SearchResult, Target, make_targets, search_k
@@ -244,8 +244,7 @@ def compare_k(
     methods: Sequence[str] = ("kmeans",),
     targets: Sequence[Target] = (),
     seed: int = 0,
-    max_iter: int = 100,
-    batch_size: int = 4096,
+    max_iter: int = DEFAULT_MAX_ITER,
     strip: bool = False,
     max_pixels: int | None = None,
     input_name: str | None = None,
@@ -266,7 +265,7 @@ def compare_k(
     targets : sequence of Target
         Quality targets: the smallest k meeting all of them is searched by bisection (with
         k-means) and its row is marked ``chosen``; every k the search measured gets a row.
-    seed, max_iter, batch_size
+    seed, max_iter
         Passed to :func:`kmeanscli.quantize`, exactly as ``compress`` does, so a row matches
         ``kmeanscli compress`` at the same k and seed, bytes included.
     strip : bool
@@ -323,7 +322,6 @@ def compare_k(
                 k,
                 seed=seed,
                 max_iter=max_iter,
-                batch_size=batch_size,
                 space=space,
                 restarts=restarts,
                 prepared=prepared if px is pixels else None,

@@ -9,6 +9,9 @@ from __future__ import annotations
 DEFAULT_SPACE = "rgb"
 """The colour space k-means clusters in unless told otherwise."""
 
+DEFAULT_MAX_ITER = 30
+"""Lloyd iterations on the coarsest level of the colour histogram (``--max-iter``)."""
+
 DEFAULT_KS = (4, 8, 16, 32, 64, 128, 256)
 """The k values ``compare`` sweeps by default."""
 

@@ -79,7 +79,6 @@ def test_help(cli) -> None:
         "--colors",
         "--seed",
         "--max-iter",
-        "--batch-size",
         "--force",
         "--strip",
         "--max-pixels",

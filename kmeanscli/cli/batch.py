@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..constants import BATCH_FORMATS as FORMATS
+from ..constants import DEFAULT_MAX_ITER
 from ..errors import InputError, UsageError
 from .app import app
 from .compress import _human
@@ -299,7 +300,7 @@ def batch(
     keep_color: KeepColor = None,
     restarts: Restarts = 1,
     seed: Seed = 0,
-    max_iter: MaxIter = 100,
+    max_iter: MaxIter = DEFAULT_MAX_ITER,
     batch_size: BatchSize = 4096,
     strip: Strip = False,
     max_pixels: MaxPixels = None,

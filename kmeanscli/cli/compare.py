@@ -14,13 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..constants import DEFAULT_KS, DEFAULT_SPACE
+from ..constants import DEFAULT_KS, DEFAULT_MAX_ITER, DEFAULT_SPACE
 from ..errors import OutputError, TargetNotMetError, UsageError
 from .app import app
 from .console import Stages, err_console, out_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
-    BatchSize,
     Csv,
     Json,
     MaxDeltaE,
@@ -200,8 +199,7 @@ def compare(
     space: Space = _DEFAULT_SPACE,
     restarts: Restarts = None,
     seed: Seed = 0,
-    max_iter: MaxIter = 100,
-    batch_size: BatchSize = 4096,
+    max_iter: MaxIter = DEFAULT_MAX_ITER,
     strip: Strip = False,
     max_pixels: MaxPixels = None,
     json_out: Json = False,
@@ -295,7 +293,6 @@ def compare(
                 targets=targets,
                 seed=seed,
                 max_iter=max_iter,
-                batch_size=batch_size,
                 strip=strip,
                 max_pixels=max_pixels,
                 input_name=name,

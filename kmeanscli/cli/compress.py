@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from ..constants import DEFAULT_SPACE
+from ..constants import DEFAULT_MAX_ITER, DEFAULT_SPACE
 from ..errors import UsageError
 from .app import app
 from .console import Stages, err_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
-    BatchSize,
     Colors,
     Dither,
     DitherName,
@@ -111,8 +110,7 @@ def compress(
     palette_out: PaletteOut = None,
     restarts: Restarts = None,
     seed: Seed = 0,
-    max_iter: MaxIter = 100,
-    batch_size: BatchSize = 4096,
+    max_iter: MaxIter = DEFAULT_MAX_ITER,
     force: Force = False,
     strip: Strip = False,
     max_pixels: MaxPixels = None,
@@ -213,7 +211,6 @@ def compress(
             colors,
             seed=seed,
             max_iter=max_iter,
-            batch_size=batch_size,
             force=force,
             strip=strip,
             max_pixels=max_pixels,

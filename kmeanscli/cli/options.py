@@ -29,10 +29,18 @@ Seed = Annotated[
 ]
 MaxIter = Annotated[
     int,
-    typer.Option("--max-iter", min=1, help="Maximum MiniBatchKMeans passes over the colours."),
+    typer.Option(
+        "--max-iter",
+        min=1,
+        help="Maximum k-means (Lloyd) iterations on the coarse colour histogram; "
+        "the finer levels get fewer.",
+    ),
 ]
 BatchSize = Annotated[
-    int, typer.Option("--batch-size", min=16, help="MiniBatchKMeans mini-batch size.")
+    int,
+    typer.Option(
+        "--batch-size", min=16, help="MiniBatchKMeans mini-batch size of --shared-palette."
+    ),
 ]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 Strip = Annotated[
