@@ -331,6 +331,7 @@ def encode(
 
 
 _ZLIB_RLE = 3  # zlib's Z_RLE strategy
+_PARALLEL_PNG_MIN_PIXELS = 1 << 20  # from here the two PNG encodings run in two threads
 
 
 def _smallest_png(img, kwargs: dict[str, object]) -> io.BytesIO:
@@ -338,15 +339,27 @@ def _smallest_png(img, kwargs: dict[str, object]) -> io.BytesIO:
 
     Measured on the sample photos: RLE wins for small palettes (smaller than level 9, and
     ~50x faster), level 6 for large ones; level 9 gains under 0.5 % at many times the cost.
+    From ``_PARALLEL_PNG_MIN_PIXELS`` the RLE encoding runs in a second thread (Pillow's
+    encoder releases the GIL), on its own copy of the image since ``save`` keeps state on
+    it: 0.54 s -> 0.44 s for a 12 MP image at k = 16. Ties keep level 6.
     """
-    best: io.BytesIO | None = None
-    for options in ({"compress_level": 6}, {"compress_level": 9, "compress_type": _ZLIB_RLE}):
+
+    def save(image, options: dict[str, object]) -> io.BytesIO:
         buf = io.BytesIO()
-        img.save(buf, "PNG", **options, **kwargs)
-        if best is None or buf.tell() < best.tell():
-            best = buf
-    assert best is not None
-    return best
+        image.save(buf, "PNG", **options, **kwargs)
+        return buf
+
+    level6 = {"compress_level": 6}
+    rle = {"compress_level": 9, "compress_type": _ZLIB_RLE}
+    if img.width * img.height < _PARALLEL_PNG_MIN_PIXELS:
+        bufs = [save(img, level6), save(img, rle)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            second = pool.submit(save, img.copy(), rle)
+            bufs = [save(img, level6), second.result()]
+    return min(bufs, key=lambda buf: buf.tell())
 
 
 @contextmanager

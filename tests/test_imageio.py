@@ -374,6 +374,21 @@ def test_encode_is_deterministic(alpha_result) -> None:
         assert encode(r, fmt)[0] == encode(r, fmt)[0], fmt
 
 
+@pytest.mark.parametrize("k", [4, 200])
+def test_png_two_threads_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """Large images encode their two PNG candidates in two threads: the same bytes."""
+    import kmeanscli.imageio as imageio_mod
+
+    result = quantize(synthetic(96, 64), k)
+    sequential, _ = encode(result, "PNG")
+    monkeypatch.setattr(imageio_mod, "_PARALLEL_PNG_MIN_PIXELS", 1)
+    threaded, _ = encode(result, "PNG")
+    assert threaded == sequential
+    decoded = decode_png(threaded)
+    assert decoded.mode == "P"
+    np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), result.image())
+
+
 def test_unknown_format(rgb_result) -> None:
     with pytest.raises(UsageError):
         encode(rgb_result[1], "XYZ")

@@ -45,7 +45,7 @@ MAX_COLORS = 256
 DEFAULT_REFINE_ITER = 5
 """Lloyd iterations on the distinct colours, after the binned levels."""
 
-_BINCOUNT_MIN_PIXELS = 1 << 19  # above this, RGB pixels map through a 2**24 lookup table
+_BINCOUNT_MIN_PIXELS = 1 << 17  # from here, RGB pixels map through a 2**24 lookup table
 _DENSE_BIN_BITS = 18  # _coarsen counts into dense bins up to 2**18 of them
 _INIT_MAX_POINTS = 40_000  # k-means++ seeds on a level of at most this many points (if any)
 _LEVEL_MAX_POINTS = 150_000  # Lloyd skips finer levels with more points than this
@@ -54,7 +54,7 @@ _SKIP_7BIT_COLORS = 1_200_000  # with more colours, 7-bit bins would exceed the 
 _COARSE_STARTS = 3  # k-means++ starts on the coarsest level, the best one goes on ...
 _COARSE_STARTS_MAX_K = 16  # ... up to this k (where a start costs little)
 _BLOCK_ROWS = 1 << 15  # rows per float32 distance block
-_KDTREE_MIN_CENTERS = 32  # nearest() uses a KD-tree from this many centres ...
+_KDTREE_MIN_CENTERS = 128  # nearest() uses a KD-tree from this many centres ...
 _KDTREE_MIN_POINTS = 50_000  # ... and this many points
 _KDTREE_CHUNK = 1 << 18  # points per KD-tree query
 _PACK_CHUNK = 1 << 20  # pixels per chunk when packing RGB into 24-bit codes
