@@ -249,6 +249,68 @@ def _weighted_means(
     return sums, totals
 
 
+@dataclass(frozen=True, eq=False)
+class _Bins:
+    """Colours merged into bins of ``bits`` per channel (cut in RGB(A))."""
+
+    coords: np.ndarray  # (m, c) bin coordinates, 0 .. 2**bits - 1
+    totals: np.ndarray  # (m,) float64 pixel counts
+    sums: np.ndarray  # (m, d) float64 count-weighted sums of the values carried
+    bits: int
+
+    def means(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 mean values and float32 weights (pixel counts) of the bins."""
+        means = (self.sums / self.totals[:, None]).astype(np.float32)
+        return means, self.totals.astype(np.float32)
+
+
+def _merge(
+    coords: np.ndarray, shift: int, bits: int, weights: np.ndarray, columns: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add up ``weights`` and each of ``columns`` over the rows whose ``coords >> shift``
+    agree; returns the merged coordinates, totals and sums (one column per input column)."""
+    c = coords.shape[1]
+    code = np.zeros(len(coords), dtype=np.int64)
+    for j in range(c):
+        code <<= bits
+        code |= coords[:, j] >> shift
+    if bits * c > _DENSE_BIN_BITS:
+        # e.g. RGBA at 7 bits: 2**28 dense bins would take 2 GB; number the used bins instead.
+        # (Also faster than zeroing 2**21 bins four times for RGB at 7 bits.)
+        keys, index = np.unique(code, return_inverse=True)
+        index = index.ravel()
+    else:
+        keys, index = None, code
+    size = int(index.max()) + 1 if len(index) else 0
+    totals = np.bincount(index, weights=weights, minlength=size)
+    occupied = np.flatnonzero(totals)
+    sums = np.stack(
+        [np.bincount(index, weights=col, minlength=size)[occupied] for col in columns], axis=1
+    )
+    bin_code = occupied if keys is None else keys[occupied]
+    merged = np.empty((len(occupied), c), dtype=np.int64)
+    for j in reversed(range(c)):
+        merged[:, j] = bin_code & ((1 << bits) - 1)
+        bin_code = bin_code >> bits
+    return merged, totals[occupied], sums
+
+
+def _bin(colors: np.ndarray, counts: np.ndarray, bits: int, values: np.ndarray | None) -> _Bins:
+    """Bin the distinct colours at ``bits`` per channel, carrying ``values`` (or the colours)."""
+    source = colors if values is None else values
+    w = counts.astype(np.float64)
+    columns = [w * source[:, j] for j in range(source.shape[1])]
+    coords, totals, sums = _merge(colors, 8 - bits, bits, w, columns)
+    return _Bins(coords, totals, sums, bits)
+
+
+def _rebin(bins: _Bins, bits: int) -> _Bins:
+    """The same bins at fewer ``bits``: merging bins gives the same means as binning anew."""
+    columns = [bins.sums[:, j] for j in range(bins.sums.shape[1])]
+    coords, totals, sums = _merge(bins.coords, bins.bits - bits, bits, bins.totals, columns)
+    return _Bins(coords, totals, sums, bits)
+
+
 def _coarsen(
     colors: np.ndarray, counts: np.ndarray, bits: int, values: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -258,26 +320,7 @@ def _coarsen(
     (one row per colour, e.g. the colours in another colour space) the bins are still cut
     in RGB but carry the mean of ``values`` instead.
     """
-    shift = 8 - bits
-    c = colors.shape[1]
-    code = np.zeros(len(colors), dtype=np.int64)
-    for j in range(c):
-        code <<= bits
-        code |= colors[:, j] >> shift
-    w = counts.astype(np.float64)
-    if bits * c > _DENSE_BIN_BITS:
-        # e.g. RGBA at 7 bits: 2**28 dense bins would take 2 GB; number the used bins instead.
-        # (Also faster than zeroing 2**21 bins four times for RGB at 7 bits.)
-        code = np.unique(code, return_inverse=True)[1].ravel()
-    size = int(code.max()) + 1 if len(code) else 0
-    totals = np.bincount(code, weights=w, minlength=size)
-    occupied = np.flatnonzero(totals)
-    source = colors if values is None else values
-    means = np.empty((len(occupied), source.shape[1]), dtype=np.float32)
-    for j in range(source.shape[1]):
-        sums = np.bincount(code, weights=w * source[:, j], minlength=size)
-        means[:, j] = sums[occupied] / totals[occupied]
-    return means, totals[occupied].astype(np.float32)
+    return _bin(colors, counts, bits, values).means()
 
 
 def _levels(
@@ -295,10 +338,12 @@ def _levels(
     source = colors if values is None else values
     levels = [(source.astype(np.float32), counts.astype(np.float32))]
     finer = len(colors)
+    bins: _Bins | None = None
     for bits in (7, 6, 5):
         if bits == 7 and len(colors) > _SKIP_7BIT_COLORS:
             continue  # a 7-bit level of so many colours would be too big to use
-        points, weights = _coarsen(colors, counts, bits, values)
+        bins = _bin(colors, counts, bits, values) if bins is None else _rebin(bins, bits)
+        points, weights = bins.means()
         if len(points) <= k:
             break
         if len(points) >= _LEVEL_SHRINK * finer:
@@ -405,8 +450,7 @@ def _exact_palette(
         counts = np.bincount(labels, minlength=len(palette))
         used = counts > 0
         if len(palette) == k and used.all():
-            diff = points - palette[labels].astype(np.float32)
-            return palette, labels, np.einsum("ij,ij->i", diff, diff)  # exact integers
+            return palette, labels, np.rint(sqdist)  # integers (see nearest)
         palette = palette[used]
         need = k - len(palette)
         cost = sqdist * weights
@@ -898,7 +942,13 @@ def quantize(
             indices_flat = mapped
         else:
             indices_flat[visible] = mapped
-    counts = np.bincount(indices_flat, minlength=len(palette)).astype(np.int64)
+    counts = np.zeros(len(palette), dtype=np.int64)
+    if hist is not None:  # from the colour counts: cheaper than counting every pixel again
+        counts += np.bincount(per_color, weights=hist.counts, minlength=len(palette)).astype(
+            np.int64
+        )
+    if has_transparent:
+        counts[0] += n_pixels - len(work)
     unique_colors = n_colors + has_transparent
     return QuantizeResult(
         palette=palette,
