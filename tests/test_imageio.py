@@ -375,18 +375,30 @@ def test_encode_is_deterministic(alpha_result) -> None:
 
 
 @pytest.mark.parametrize("k", [4, 200])
-def test_png_two_threads_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
-    """Large images encode their two PNG candidates in two threads: the same bytes."""
+@pytest.mark.parametrize("part", [1 << 21, 1000])
+def test_large_png_deflated_in_parts(monkeypatch: pytest.MonkeyPatch, k: int, part: int) -> None:
+    """Large images are deflated in parts over threads: a valid PNG with the same pixels and
+    chunks, no more than 1 % larger (plus the flushes between parts), the same bytes every
+    time."""
     import kmeanscli.imageio as imageio_mod
 
     result = quantize(synthetic(96, 64), k)
-    sequential, _ = encode(result, "PNG")
+    sequential, _ = encode(result, "PNG", icc_profile=SRGB)
     monkeypatch.setattr(imageio_mod, "_PARALLEL_PNG_MIN_PIXELS", 1)
-    threaded, _ = encode(result, "PNG")
-    assert threaded == sequential
-    decoded = decode_png(threaded)
-    assert decoded.mode == "P"
+    monkeypatch.setattr(imageio_mod, "_DEFLATE_PART", part)
+    parallel, _ = encode(result, "PNG", icc_profile=SRGB)
+    assert parallel == encode(result, "PNG", icc_profile=SRGB)[0]
+    decoded = decode_png(parallel)
+    decoded.load()  # checks every CRC and the zlib checksum
+    assert decoded.mode == "P" and decoded.info.get("icc_profile") == SRGB
     np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), result.image())
+
+    def chunks(png: bytes) -> list[bytes]:
+        return [kind for kind, _ in imageio_mod._png_chunks(png) if kind != b"IDAT"]
+
+    assert chunks(parallel) == chunks(sequential)
+    parts = -(-result.indices.size // part)  # at most: one byte or more per pixel
+    assert len(parallel) <= 1.01 * len(sequential) + 8 * parts  # a flush costs a few bytes
 
 
 def test_unknown_format(rgb_result) -> None:
