@@ -404,6 +404,37 @@ def test_same_result_whatever_the_thread_count() -> None:
         np.testing.assert_array_equal(r.indices, results[0].indices)
 
 
+def test_numpy_lloyd_same_result_whatever_the_thread_count(monkeypatch) -> None:
+    """From k = 128 the Lloyd steps run in numpy over threads: the bytes must not change."""
+    pixels = synthetic(200, 150)
+    k = qmod._LLOYD_NUMPY_MIN_K + 22
+    monkeypatch.setattr(qmod, "_LLOYD_THREADED_MIN_WORK", 0)
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(qmod, "_LLOYD_MAX_THREADS", threads)
+        monkeypatch.setattr(qmod, "_lloyd_threads", lambda t=threads: t)
+        results.append(quantize(pixels, k, seed=0))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r.palette, results[0].palette)
+        np.testing.assert_array_equal(r.indices, results[0].indices)
+    assert results[0].colors == k
+
+
+def test_numpy_lloyd_matches_scikit_learn() -> None:
+    """The numpy Lloyd steps reach scikit-learn's error from the same start (within 0.5 %)."""
+    rng = np.random.default_rng(5)
+    points = rng.integers(0, 256, (30_000, 3)).astype(np.float32)
+    weights = rng.integers(1, 20, 30_000).astype(np.float32)
+    start = points[rng.choice(len(points), 160, replace=False)]
+    ours, our_error = qmod._lloyd(points, weights, start, 40, 2)
+    theirs, their_error = qmod._lloyd_sklearn(points, weights, start, 40)
+    assert ours.shape == theirs.shape == (160, 3)
+    assert our_error == pytest.approx(their_error, rel=0.005)
+    # the error is that of the last assignment to the returned centres: at least the nearest one
+    _labels, sqdist = qmod.nearest(points, ours)
+    assert our_error >= float(np.dot(sqdist.astype(np.float64), weights)) * (1 - 1e-6)
+
+
 def test_nearest_on_the_kd_tree_path_is_exact() -> None:
     """Many points and centres take the KD-tree: still the truly nearest, exact distances."""
     rng = np.random.default_rng(4)

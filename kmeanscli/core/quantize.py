@@ -18,6 +18,7 @@ The pipeline, all in numpy (scikit-learn is imported only when a fit is needed):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,10 @@ _LEVEL_SHRINK = 0.7  # a binned level must have under 0.7x the points of the nex
 _SKIP_7BIT_COLORS = 1_200_000  # with more colours, 7-bit bins would exceed the level cap
 _COARSE_STARTS = 3  # k-means++ starts on the coarsest level, the best one goes on ...
 _COARSE_STARTS_MAX_K = 16  # ... up to this k (where a start costs little)
+_LLOYD_NUMPY_MIN_K = 128  # from this k, _lloyd runs in numpy on 2 threads, else scikit-learn
+_LLOYD_BLOCK = 2048  # points per distance block in _lloyd
+_LLOYD_MAX_THREADS = 2  # threads sharing _lloyd's blocks (the result does not depend on it)
+_LLOYD_THREADED_MIN_WORK = 1 << 20  # points x centres below which _lloyd keeps to one thread
 _BLOCK_ROWS = 1 << 15  # rows per float32 distance block
 _KDTREE_MIN_CENTERS = 128  # nearest() uses a KD-tree from this many centres ...
 _KDTREE_MIN_POINTS = 50_000  # ... and this many points
@@ -357,6 +362,101 @@ def _levels(
     return [coarsest, *(lv for lv in finer_levels if len(lv[0]) <= _LEVEL_MAX_POINTS)]
 
 
+def _lloyd_threads() -> int:
+    """Threads for :func:`_lloyd`: 2, or 1 where BLAS is limited to one (batch workers)."""
+    from threadpoolctl import threadpool_info  # a scikit-learn dependency
+
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(1, min(_LLOYD_MAX_THREADS, min(blas, default=1)))
+
+
+def _assign_block(
+    x: np.ndarray, neg2ct: np.ndarray, c_sq: np.ndarray, labels: np.ndarray, start: int
+) -> None:
+    block = x[start : start + _LLOYD_BLOCK]
+    d = block @ neg2ct
+    d += c_sq
+    labels[start : start + len(block)] = np.argmin(d, axis=1)
+
+
+def _lloyd_sklearn(
+    points: np.ndarray, weights: np.ndarray, centers: np.ndarray, max_iter: int
+) -> tuple[np.ndarray, float]:
+    """:func:`_lloyd` by scikit-learn's ``KMeans`` (run it on one OpenMP thread)."""
+    from sklearn.cluster import KMeans  # heavy import, only when fitting
+
+    model = KMeans(
+        n_clusters=len(centers),
+        init=np.asarray(centers, dtype=np.float32),
+        n_init=1,
+        max_iter=max_iter,
+        tol=0.0,
+        algorithm="lloyd",
+        random_state=0,  # unused: the initial centres are given
+    )
+    model.fit(np.asarray(points, dtype=np.float32), sample_weight=weights)
+    return model.cluster_centers_.astype(np.float32), float(model.inertia_)
+
+
+def _lloyd(
+    points: np.ndarray, weights: np.ndarray, centers: np.ndarray, max_iter: int, threads: int
+) -> tuple[np.ndarray, float]:
+    """Weighted Lloyd iterations from ``centers`` until no label changes or ``max_iter``.
+
+    Returns the centres (float32) and the weighted squared error of the last assignment.
+    Below ``_LLOYD_NUMPY_MIN_K`` centres this is scikit-learn's ``KMeans`` on one thread.
+    From there each point goes to its nearest centre by float32 ``|c|^2 - 2 x.c`` (as
+    scikit-learn does), in fixed blocks of ``_LLOYD_BLOCK`` points that ``threads`` threads
+    share (numpy releases the GIL); the centres are float64 weighted means from
+    ``np.bincount``. So the result does not depend on the number of threads, unlike
+    scikit-learn's Lloyd step, whose per-thread partial sums are added in the order the
+    threads finish. Measured per iteration on 96k points at k = 256: 17.5 ms on 2 threads
+    (29.5 ms on one) against 47 ms for scikit-learn's on one; at k = 64 numpy's per-row
+    ``argmin`` makes it no faster, and at k = 16 slower. A centre left without points moves
+    to the point with the largest weighted error.
+    """
+    if len(centers) < _LLOYD_NUMPY_MIN_K:
+        return _lloyd_sklearn(points, weights, centers, max_iter)
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.ascontiguousarray(points, dtype=np.float32)
+    w = weights.astype(np.float64)
+    weighted = [w * x[:, j] for j in range(x.shape[1])]
+    n, k = len(x), len(centers)
+    c = centers.astype(np.float64)
+    labels = np.zeros(n, dtype=np.intp)
+    previous: np.ndarray | None = None
+    starts = range(0, n, _LLOYD_BLOCK)
+    threaded = threads > 1 and n * k >= _LLOYD_THREADED_MIN_WORK
+    pool = ThreadPoolExecutor(threads) if threaded else None
+    try:
+        for _ in range(max_iter):
+            c32 = c.astype(np.float32)
+            neg2ct = np.ascontiguousarray(-2.0 * c32.T)
+            c_sq = np.einsum("ij,ij->i", c32, c32)
+            assign = functools.partial(_assign_block, x, neg2ct, c_sq, labels)
+            for _done in map(assign, starts) if pool is None else pool.map(assign, starts):
+                pass
+            if previous is not None and np.array_equal(labels, previous):
+                break
+            previous = labels.copy()
+            totals = np.bincount(labels, weights=w, minlength=k)
+            used = totals > 0
+            for j, col in enumerate(weighted):
+                c[used, j] = np.bincount(labels, weights=col, minlength=k)[used] / totals[used]
+            if not used.all():
+                diff = x - c[labels].astype(np.float32)
+                cost = np.einsum("ij,ij->i", diff, diff) * w
+                far = np.argsort(-cost, kind="stable")[: int((~used).sum())]
+                c[np.flatnonzero(~used)[: len(far)]] = x[far]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    diff = x - c[labels].astype(np.float32)
+    error = float(np.dot(np.einsum("ij,ij->i", diff, diff), w))
+    return c.astype(np.float32), error
+
+
 def _kmeans(
     colors: np.ndarray,
     counts: np.ndarray,
@@ -388,28 +488,16 @@ def _kmeans(
     the order the threads finish, so with more threads the centres (and the output bytes)
     would depend on the thread count, and with three or more could differ from run to run.
     """
-    from sklearn.cluster import KMeans, kmeans_plusplus  # heavy import, only when fitting
+    from sklearn.cluster import kmeans_plusplus  # heavy import, only when fitting
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     levels = _levels(colors, counts, values, k)
-
-    def lloyd(points: np.ndarray, weights: np.ndarray, init: np.ndarray, iters: int) -> Any:
-        model = KMeans(
-            n_clusters=k,
-            init=init,
-            n_init=1,
-            max_iter=iters,
-            tol=0.0,
-            algorithm="lloyd",
-            random_state=seed,
-        )
-        return model.fit(points, sample_weight=weights)
-
+    threads = _lloyd_threads()
     with threadpool_limits(limits=1):
         points, weights = levels[0]
         if len(points) <= k:
             return points
-        best = None
+        best: tuple[np.ndarray, float] | None = None
         starts = _COARSE_STARTS if k <= _COARSE_STARTS_MAX_K else 1
         for run_seed in _restart_seeds(seed, starts):
             # float64: on float32 input scikit-learn computes distances in slow upcast chunks
@@ -419,10 +507,11 @@ def _kmeans(
                 sample_weight=weights.astype(np.float64),
                 random_state=run_seed,
             )
-            model = lloyd(points, weights, init.astype(np.float32), max_iter)
-            if best is None or model.inertia_ < best.inertia_:
-                best = model
-        centers = best.cluster_centers_.astype(np.float32)
+            fitted = _lloyd(points, weights, init, max_iter, threads)
+            if best is None or fitted[1] < best[1]:
+                best = fitted
+        assert best is not None
+        centers = best[0]
         last = len(levels) - 1
         for i, (points, weights) in enumerate(levels[1:], start=1):
             full = i == last and len(points) == len(colors)
@@ -431,7 +520,7 @@ def _kmeans(
                 continue
             if i == last:
                 step("refine")
-            centers = lloyd(points, weights, centers, iters).cluster_centers_.astype(np.float32)
+            centers = _lloyd(points, weights, centers, iters, threads)[0]
     return centers
 
 
