@@ -435,6 +435,25 @@ def test_numpy_lloyd_matches_scikit_learn() -> None:
     assert our_error >= float(np.dot(sqdist.astype(np.float64), weights)) * (1 - 1e-6)
 
 
+@pytest.mark.parametrize("k", [5, 64])
+def test_kmeans_plusplus_picks_scikit_learns_centres(k: int) -> None:
+    """Our float32 greedy k-means++ draws the same centres as scikit-learn's, seed for seed."""
+    from sklearn.cluster import kmeans_plusplus
+
+    rng = np.random.default_rng(6)
+    points = rng.integers(0, 256, (5000, 3)).astype(np.float32)
+    weights = rng.integers(1, 50, 5000).astype(np.float32)
+    for seed in (0, 7):
+        ours = qmod._kmeans_plusplus(points, weights, k, seed)
+        theirs, _ = kmeans_plusplus(
+            points.astype(np.float64),
+            k,
+            sample_weight=weights.astype(np.float64),
+            random_state=seed,
+        )
+        np.testing.assert_array_equal(ours, theirs.astype(np.float32))
+
+
 def test_nearest_on_the_kd_tree_path_is_exact() -> None:
     """Many points and centres take the KD-tree: still the truly nearest, exact distances."""
     rng = np.random.default_rng(4)
