@@ -617,8 +617,8 @@ def _init_worker(threads: int) -> None:
     """Pool initializer: Ctrl-C is the parent's business; heavy imports and limits once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    import numpy  # noqa: F401  (loads BLAS, so the limit reaches it)
     import PIL.Image  # noqa: F401
-    import sklearn.cluster  # noqa: F401  (loads BLAS and OpenMP, so the limits reach them)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)
@@ -627,9 +627,11 @@ def _init_worker(threads: int) -> None:
 class ProcessExecutor(Executor):
     """A local pool of ``jobs`` worker processes.
 
-    Each worker imports scikit-learn once and limits its BLAS/OpenMP threads (threadpoolctl)
+    Each worker imports numpy and Pillow once and limits its BLAS threads (threadpoolctl)
     to ``threads`` (default: cores // jobs, at least 1), so the workers don't oversubscribe
-    the cores. When a worker dies (e.g. killed for lack of memory), a new pool takes over;
+    the cores (the k-means steps take their thread count from that limit). Workers do not
+    import scikit-learn (1.2-1.8 s) unless they fit a ``--shared-palette``. When a worker
+    dies (e.g. killed for lack of memory), a new pool takes over;
     the files that were in hand are retried one at a time, so only the file that kills its
     worker fails (with :class:`WorkerDied`).
     """
@@ -654,7 +656,7 @@ class ProcessExecutor(Executor):
             ctx = mp.get_context("forkserver")  # no fork of this (threaded) process
             # Heavy imports happen once, in the fork server; every worker starts with them
             # (and the caller's __main__ is not re-imported).
-            ctx.set_forkserver_preload(["kmeanscli.batch", "sklearn.cluster", "PIL.Image"])
+            ctx.set_forkserver_preload(["kmeanscli.batch", "kmeanscli.core.quantize", "PIL.Image"])
         else:
             ctx = mp.get_context("spawn")
         return ProcessPoolExecutor(

@@ -310,9 +310,6 @@ def compare_k(
 
     kmeans_runs: dict[int, tuple[QuantizeResult, float]] = {}
     prepared = prepare(pixels)  # the colour histogram, counted once for every k
-    if "kmeans" in methods:
-        import sklearn.cluster  # noqa: F401  (import once here, not inside the first k's time)
-
     def run_kmeans(px: np.ndarray, k: int) -> QuantizeResult:
         if k not in kmeans_runs:
             step(f"k-means, k={k}")

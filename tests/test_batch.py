@@ -288,10 +288,12 @@ def _die_on_three(item: int) -> int:
 
 
 def _thread_limits(_item: int) -> list[int]:
-    import sklearn.cluster  # noqa: F401
     from threadpoolctl import threadpool_info
 
-    return sorted({lib["num_threads"] for lib in threadpool_info()})
+    from kmeanscli.core.quantize import _lloyd_threads
+
+    blas = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+    return [*sorted(blas), _lloyd_threads()]
 
 
 def test_a_dead_worker_fails_only_its_own_file(pool) -> None:
@@ -305,9 +307,9 @@ def test_a_dead_worker_fails_only_its_own_file(pool) -> None:
     }
 
 
-def test_workers_limit_their_blas_and_openmp_threads(pool) -> None:
+def test_workers_limit_their_blas_and_lloyd_threads(pool) -> None:
     ((_item, limits, exc),) = list(pool.map_unordered(_thread_limits, [0]))
-    assert exc is None and limits == [pool.threads]
+    assert exc is None and limits == [pool.threads, min(pool.threads, 2)]
 
 
 def test_plan_with_quality_targets_uses_name_patterns(tmp_path: Path) -> None:

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from conftest import ERROR_PREFIX, files_in, png_bytes, run_module, subprocess_env, synthetic
+from conftest import (
+    ERROR_PREFIX,
+    colours_of,
+    files_in,
+    load_image,
+    png_bytes,
+    run_module,
+    subprocess_env,
+    synthetic,
+)
 
 import kmeanscli
 from kmeanscli.cli.app import app
@@ -59,6 +68,29 @@ def test_no_heavy_imports(argv: list[str]) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stderr.decode() == "[]"
     assert p.stdout  # help or version was printed
+
+
+@pytest.mark.parametrize("k", ["16", "200"])
+def test_compress_does_not_import_scikit_learn(tmp_path: Path, k: str) -> None:
+    """k-means runs in numpy: a compress pays no 1.2-1.8 s scikit-learn import (nor SciPy's,
+    which only large palettes of many colours use)."""
+    src = tmp_path / "in.png"
+    src.write_bytes(png_bytes(synthetic(120, 90)))
+    out = tmp_path / "out.png"
+    code = (
+        "import sys\n"
+        "from kmeanscli.cli.app import run\n"
+        f"rc = run(['compress', {str(src)!r}, '-k', {k!r}, '-o', {str(out)!r}, '-q'])\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & {{'sklearn', 'scipy'}})\n"
+        "sys.stderr.write(repr(heavy))\n"
+        "sys.exit(rc)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=subprocess_env(), timeout=60
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.decode() == "[]"
+    assert len(colours_of(load_image(out))) == int(k)
 
 
 def test_version(cli) -> None:

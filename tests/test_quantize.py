@@ -404,10 +404,10 @@ def test_same_result_whatever_the_thread_count() -> None:
         np.testing.assert_array_equal(r.indices, results[0].indices)
 
 
-def test_numpy_lloyd_same_result_whatever_the_thread_count(monkeypatch) -> None:
-    """From k = 128 the Lloyd steps run in numpy over threads: the bytes must not change."""
+@pytest.mark.parametrize("k", [20, 150])  # packed nearest-centre search, then argmin
+def test_lloyd_same_result_whatever_the_thread_count(monkeypatch, k: int) -> None:
+    """The Lloyd steps run in numpy blocks over threads: the bytes must not change."""
     pixels = synthetic(200, 150)
-    k = qmod._LLOYD_NUMPY_MIN_K + 22
     monkeypatch.setattr(qmod, "_LLOYD_THREADED_MIN_WORK", 0)
     results = []
     for threads in (1, 2, 3):
@@ -420,15 +420,20 @@ def test_numpy_lloyd_same_result_whatever_the_thread_count(monkeypatch) -> None:
     assert results[0].colors == k
 
 
-def test_numpy_lloyd_matches_scikit_learn() -> None:
-    """The numpy Lloyd steps reach scikit-learn's error from the same start (within 0.5 %)."""
+@pytest.mark.parametrize("k", [12, 160])
+def test_lloyd_matches_scikit_learn(k: int) -> None:
+    """Our Lloyd steps reach scikit-learn's error from the same start (within 0.5 %)."""
+    from sklearn.cluster import KMeans
+
     rng = np.random.default_rng(5)
     points = rng.integers(0, 256, (30_000, 3)).astype(np.float32)
     weights = rng.integers(1, 20, 30_000).astype(np.float32)
-    start = points[rng.choice(len(points), 160, replace=False)]
+    start = points[rng.choice(len(points), k, replace=False)]
     ours, our_error = qmod._lloyd(points, weights, start, 40, 2)
-    theirs, their_error = qmod._lloyd_sklearn(points, weights, start, 40)
-    assert ours.shape == theirs.shape == (160, 3)
+    model = KMeans(k, init=start, n_init=1, max_iter=40, tol=0.0, algorithm="lloyd")
+    model.fit(points, sample_weight=weights)
+    theirs, their_error = model.cluster_centers_, model.inertia_
+    assert ours.shape == theirs.shape == (k, 3)
     assert our_error == pytest.approx(their_error, rel=0.005)
     # the error is that of the last assignment to the returned centres: at least the nearest one
     _labels, sqdist = qmod.nearest(points, ours)
