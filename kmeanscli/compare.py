@@ -310,6 +310,7 @@ def compare_k(
 
     kmeans_runs: dict[int, tuple[QuantizeResult, float]] = {}
     prepared = prepare(pixels)  # the colour histogram, counted once for every k
+
     def run_kmeans(px: np.ndarray, k: int) -> QuantizeResult:
         if k not in kmeans_runs:
             step(f"k-means, k={k}")

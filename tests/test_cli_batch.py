@@ -169,6 +169,7 @@ def test_dry_run_lists_and_writes_nothing(cli, tree: Path, tmp_path: Path) -> No
         (["-j", "0"], 2, "--jobs"),
         (["-k", "8", "--target-psnr", "30"], 2, "not both"),
         (["--target-ssim", "0.9", "--shared-palette"], 2, "cannot go with quality targets"),
+        (["--batch-size", "512"], 2, "--batch-size needs --shared-palette"),
     ],
 )
 def test_usage_errors(cli, tree: Path, tmp_path: Path, args, code, message) -> None:
@@ -177,6 +178,22 @@ def test_usage_errors(cli, tree: Path, tmp_path: Path, args, code, message) -> N
     assert stderr.startswith("kmeanscli: error: ") and message in stderr
     assert stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_size_sets_the_shared_palette_fit(cli, tree: Path, tmp_path: Path) -> None:
+    runs = {}
+    for size in ("64", "4096"):
+        out = tmp_path / size
+        rc, stdout, stderr = cli(
+            "batch", tree, "-o", out, "-k", "6", "--shared-palette", "--batch-size", size, "-q"
+        )
+        assert rc == 0 and stdout == "" and stderr == ""
+        runs[size] = json.loads((out / "palette.json").read_text())
+        assert len(runs[size]["colors"]) == 6
+    # the default is 4096, so the same palette comes out without the flag
+    rc, _, _ = cli("batch", tree, "-o", tmp_path / "d", "-k", "6", "--shared-palette", "-q")
+    assert rc == 0
+    assert json.loads((tmp_path / "d" / "palette.json").read_text()) == runs["4096"]
 
 
 def test_failures_before_any_work(cli, tmp_path: Path, monkeypatch) -> None:

@@ -420,6 +420,10 @@ def batch(
         load_palette(palette)  # a bad palette file is one error before any work
     if dither_strength != 1.0 and dither != DitherName.fs:
         raise UsageError("--dither-strength needs --dither fs")
+    if not shared_palette and ctx is not None:
+        source = ctx.get_parameter_source("batch_size")
+        if getattr(source, "name", None) == "COMMANDLINE":
+            raise UsageError("--batch-size needs --shared-palette (only its fit is mini-batch)")
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
