@@ -459,6 +459,22 @@ def test_kmeans_plusplus_picks_scikit_learns_centres(k: int) -> None:
         np.testing.assert_array_equal(ours, theirs.astype(np.float32))
 
 
+@pytest.mark.parametrize("k_extra", [0, 70])  # packed search (3 centres), argmin (73)
+def test_lloyd_moves_an_empty_centre_to_the_worst_served_point(k_extra: int) -> None:
+    rng = np.random.default_rng(8)
+    near = rng.normal((40, 40, 40), 2, (300, 3))
+    far = np.array([[200.0, 30.0, 90.0]])
+    points = np.concatenate([near, far]).astype(np.float32)
+    weights = np.ones(len(points), dtype=np.float32)
+    spare = rng.uniform(30, 50, (k_extra, 3))  # more centres in the blob, all used or not
+    start = np.concatenate([[[38, 40, 40], [42, 40, 40], [250, 250, 250]], spare])
+    centers, error = qmod._lloyd(points, weights, start.astype(np.float32), 10, 1)
+    # the centre at (250, 250, 250) served nobody: it now sits on the lone far point
+    assert np.isclose(centers, far).all(axis=1).any()
+    _labels, sqdist = qmod.nearest(points, centers)
+    assert float(np.dot(sqdist, weights)) <= error + 1e-3
+
+
 def test_nearest_on_the_kd_tree_path_is_exact() -> None:
     """Many points and centres take the KD-tree: still the truly nearest, exact distances."""
     rng = np.random.default_rng(4)
