@@ -30,6 +30,15 @@ ERROR_PREFIX = "kmeanscli: error: "
 # --------------------------------------------------------------------------- images
 
 
+def gradient(h: int = 30, w: int = 40, seed: int = 0) -> np.ndarray:
+    """A smooth RGB gradient with noise: about a thousand colours, photo-like."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.int16)
+    img += rng.integers(-12, 13, (h, w, 3)).astype(np.int16)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def synthetic(
     width: int = 48,
     height: int = 32,

@@ -388,10 +388,8 @@ def test_preview_with_an_unreachable_display(tmp_path: Path) -> None:
     assert "Traceback" not in p.stderr.decode()
 
 
-def test_stdin_closed_or_a_terminal(tmp_path: Path) -> None:
-    """``-`` with no stdin (closed) or a terminal: one error line, nothing written."""
-    pty = pytest.importorskip("pty")
-    argv = [sys.executable, "-m", "kmeanscli", "compress", "-", "-o", str(tmp_path / "o.png")]
+def _assert_closed_stdin_error(argv: list[str]) -> None:
+    """Run ``argv`` with file descriptor 0 closed: exit 1 and one error line about stdin."""
     p = subprocess.run(
         argv,
         capture_output=True,
@@ -402,6 +400,13 @@ def test_stdin_closed_or_a_terminal(tmp_path: Path) -> None:
     err = p.stderr.decode()
     assert p.returncode == 1, err
     assert err.startswith(ERROR_PREFIX) and err.count("\n") == 1 and "stdin" in err
+
+
+def test_stdin_closed_or_a_terminal(tmp_path: Path) -> None:
+    """``-`` with no stdin (closed) or a terminal: one error line, nothing written."""
+    pty = pytest.importorskip("pty")
+    argv = [sys.executable, "-m", "kmeanscli", "compress", "-", "-o", str(tmp_path / "o.png")]
+    _assert_closed_stdin_error(argv)
     leader, follower = pty.openpty()
     try:
         p = subprocess.run(
@@ -433,13 +438,4 @@ def test_compare_figures_never_overwrite_the_input(cli, tmp_path: Path, monkeypa
 
 
 def test_compare_stdin_closed(tmp_path: Path) -> None:
-    p = subprocess.run(
-        [sys.executable, "-m", "kmeanscli", "compare", "-", "-k", "2"],
-        capture_output=True,
-        env=subprocess_env(),
-        timeout=120,
-        preexec_fn=lambda: os.close(0),
-    )
-    err = p.stderr.decode()
-    assert p.returncode == 1, err
-    assert err.startswith(ERROR_PREFIX) and err.count("\n") == 1 and "stdin" in err
+    _assert_closed_stdin_error([sys.executable, "-m", "kmeanscli", "compare", "-", "-k", "2"])

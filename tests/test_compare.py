@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from conftest import gradient
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
@@ -32,14 +33,6 @@ from kmeanscli.imageio import encode
 def _one_thread():
     with threadpool_limits(1):
         yield
-
-
-def gradient(h: int = 30, w: int = 40, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.int16)
-    img += rng.integers(-12, 13, (h, w, 3)).astype(np.int16)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import gradient
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 from sklearn.cluster import MiniBatchKMeans  # noqa: F401  (loads OpenMP before the limit)
@@ -24,15 +25,6 @@ def _one_thread():
     # Tiny images: OpenMP threads only add contention on a busy machine.
     with threadpool_limits(1):
         yield
-
-
-def gradient(h: int = 30, w: int = 40, seed: int = 0) -> np.ndarray:
-    """A smooth RGB gradient with noise: about a thousand colours, photo-like."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.int16)
-    img += rng.integers(-12, 13, (h, w, 3)).astype(np.int16)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 # -- metrics ------------------------------------------------------------------------------
