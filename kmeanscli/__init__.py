@@ -3,10 +3,10 @@
 The library API, usable without the command line::
 
     import numpy as np
-    from kmeanscli import quantize, compress_file
+    from kmeanscli import QuantizeOptions, compress_file, quantize
 
     result = quantize(pixels, 16, seed=0)        # pixels: uint8 (H, W, 3|4)
-    report = compress_file("in.jpg", "out.png", 16)
+    report = compress_file("in.jpg", "out.png", QuantizeOptions(k=16))
     print(report.to_dict())
 """
 
@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "QuantizeResult": ".core.quantize",
     "quantize": ".core.quantize",
     "map_to_palette": ".core.remap",
+    "OptionsError": ".options",
+    "QuantizeOptions": ".options",
     "SearchResult": ".core.search",
     "Target": ".core.search",
     "search_k": ".core.search",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.metrics import delta_e, mse, psnr, ssim
     from .core.quantize import QuantizeResult, quantize
     from .core.remap import map_to_palette
+    from .options import OptionsError, QuantizeOptions
     from .core.search import SearchResult, Target, search_k
     from .errors import (
         InputError,
@@ -96,8 +99,10 @@ __all__ = [
     "InputError",
     "KmeansCliError",
     "NotSmallerError",
+    "OptionsError",
     "OutputError",
     "PaletteReport",
+    "QuantizeOptions",
     "QuantizeResult",
     "SearchResult",
     "Target",

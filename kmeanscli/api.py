@@ -2,41 +2,37 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import math
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from .constants import DEFAULT_MAX_ITER, DEFAULT_SPACE
+from .constants import DEFAULT_DOMINANT_K, DEFAULT_ENGINE, DEFAULT_SPACE
 from .core import palette_io
-from .core.color import SPACES
-from .core.quantize import ProgressCallback, QuantizeResult, quantize
-from .core.search import SearchResult, Target, search_k
+from .core.quantize import ProgressCallback, QuantizeResult, prepare, quantize
+from .core.remap import map_to_palette
+from .core.search import SearchResult, search_k
 from .errors import InputError, NotSmallerError, OutputError, TargetNotMetError, UsageError
 from .imageio import FORMATS, AnimatedInputError, atomic_write, decode, encode, format_for
+from .options import OptionsError, QuantizeOptions
 
 __all__ = [
-    "DEFAULT_SPACE",
     "CompressReport",
     "PaletteReport",
     "compress_file",
     "default_output",
     "dominant_colors",
     "load_palette",
-    "parse_colors",
+    "palette_bytes",
     "sample_image",
     "write_palette",
 ]
 
-
-PaletteSource = str | os.PathLike[str] | np.ndarray
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
@@ -62,6 +58,7 @@ class CompressReport:
     seed: int
     lossless: bool
     transparent: bool
+    engine: str = DEFAULT_ENGINE
     space: str = DEFAULT_SPACE
     dither: str = "none"
     dither_strength: float = 0.0
@@ -104,6 +101,7 @@ class CompressReport:
             "seed": self.seed,
             "lossless": self.lossless,
             "transparent": self.transparent,
+            "engine": self.engine,
             "space": self.space,
             "dither": self.dither,
             "dither_strength": self.dither_strength,
@@ -143,33 +141,6 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def parse_colors(colors: Sequence[str | Sequence[int]] | np.ndarray | None) -> np.ndarray | None:
-    """Hex strings (``"#ff8000"``) or (r, g, b) triples as a uint8 (n, 3) array.
-
-    Raises
-    ------
-    UsageError
-        For a string that is not a hex colour or a triple outside 0..255.
-    """
-    if colors is None:
-        return None
-    if isinstance(colors, np.ndarray):
-        return colors.astype(np.uint8).reshape(-1, 3)
-    out = []
-    for c in colors:
-        if isinstance(c, str):
-            try:
-                out.append(palette_io.parse_hex(c))
-            except ValueError as exc:
-                raise UsageError(f"--keep-color: {exc}") from None
-        else:
-            rgb = tuple(int(v) for v in c)
-            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-                raise UsageError(f"--keep-color: {c!r} is not an (r, g, b) triple of 0..255")
-            out.append(rgb)
-    return np.array(out, dtype=np.uint8).reshape(-1, 3) if out else None
-
-
 def load_palette(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a palette file (.gpl .json .txt .act) or take the colours of an image.
 
@@ -198,10 +169,13 @@ def load_palette(path: str | os.PathLike[str]) -> np.ndarray:
     return palette_io.loads(data, fmt, name=name)
 
 
-def _palette_bytes(path: str | os.PathLike[str], result: QuantizeResult) -> bytes:
+def palette_bytes(
+    path: str | os.PathLike[str], colors: np.ndarray, counts: np.ndarray | None = None
+) -> bytes:
+    """The bytes of a palette file for ``colors`` (uint8 (m, 3)), in the format of ``path``'s
+    extension (.gpl .json .txt .act, or .png for a swatch strip). ``.json`` carries each
+    colour's pixel count and share when ``counts`` are given."""
     fmt = palette_io.format_of(path)
-    visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
-    colors = result.palette[visible, :3]
     if fmt == "png":
         import io
 
@@ -210,7 +184,12 @@ def _palette_bytes(path: str | os.PathLike[str], result: QuantizeResult) -> byte
         buf = io.BytesIO()
         Image.fromarray(palette_io.swatch_strip(colors)).save(buf, "PNG", optimize=True)
         return buf.getvalue()
-    return palette_io.dumps(colors, fmt, counts=result.counts[visible])
+    return palette_io.dumps(colors, fmt, counts=counts)
+
+
+def _palette_bytes(path: str | os.PathLike[str], result: QuantizeResult) -> bytes:
+    visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
+    return palette_bytes(path, result.palette[visible, :3], result.counts[visible])
 
 
 def write_palette(path: str | os.PathLike[str], result: QuantizeResult) -> None:
@@ -232,31 +211,286 @@ def _check_new_file(path: Path, what: str, force: bool) -> None:
         raise OutputError(f"{path}: folder {folder} for the {what} does not exist")
 
 
+def _options(options: QuantizeOptions | int | None) -> QuantizeOptions:
+    if options is None:
+        return QuantizeOptions()
+    if isinstance(options, QuantizeOptions):
+        return options
+    return QuantizeOptions(k=options)
+
+
+class _Compression:
+    """:func:`compress_file`'s stages, run in order by it:
+    read -> prepare -> quantize -> encode -> write -> report.
+
+    The constructor settles the paths and refuses bad ones before any work is done.
+    """
+
+    def __init__(
+        self,
+        src: Source,
+        dst: str | os.PathLike[str] | BinaryIO | None,
+        options: QuantizeOptions,
+        *,
+        force: bool,
+        strip: bool,
+        max_pixels: int | None,
+        format: str | None,
+        input_name: str | None,
+        palette_out: str | os.PathLike[str] | None,
+        skip_if_larger: bool,
+        default_dir: str | os.PathLike[str] | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.options = options
+        self.force, self.strip, self.max_pixels = force, strip, max_pixels
+        self.skip_if_larger = skip_if_larger
+        self.step = progress or (lambda _stage: None)
+        self.src = src
+        self.src_path = Path(src) if isinstance(src, (str, os.PathLike)) else None
+        self.label = input_name or (str(self.src_path) if self.src_path is not None else "-")
+        self._check_input()
+        # the default output's extension: the format's when one is given
+        self.ext = _EXTENSIONS.get(format.upper(), ".png") if format else ".png"
+        self.stream: BinaryIO | None = None
+        self.base: Path | None = None  # the default output, before its -k<K> suffix
+        if dst is None:
+            if self.src_path is None:
+                raise OutputError("an input that is not a file needs an explicit output")
+            self.base = (
+                self.src_path if default_dir is None else Path(default_dir) / self.src_path.name
+            )
+            # with targets the name waits for the k they choose
+            self.out_path = (
+                None if options.targets else default_output(self.base, options.colors, self.ext)
+            )
+        elif isinstance(dst, (str, os.PathLike)):
+            self.out_path = Path(dst)
+        else:
+            self.out_path, self.stream = None, dst
+        self.fmt = format.upper() if format else format_for(self.out_path)
+        self.palette_out = Path(palette_out) if palette_out is not None else None
+        self._check_palette_out()
+        if self.out_path is not None:
+            _check_output(self.out_path, self.src_path, force)
+        self.notes: list[str] = []
+        self.found: SearchResult | None = None
+        self.fixed: np.ndarray | None = None
+        self.palette_label: str | None = None
+
+    def _check_input(self) -> None:
+        if self.src_path is not None:  # input errors first, before deriving an output name
+            if self.src_path.is_dir():
+                raise InputError(f"{self.label}: is a directory, not an image file")
+            if not self.src_path.exists():
+                raise InputError(f"{self.label}: no such file")
+
+    def _check_palette_out(self) -> None:
+        path = self.palette_out
+        if path is None:
+            return
+        palette_io.format_of(path)
+        if self.src_path is not None and _same_file(self.src_path, path):
+            raise OutputError(f"{path}: is the input file; refusing to overwrite it")
+        _check_new_file(path, "palette", self.force)
+        if self.out_path is not None and _same_file(self.out_path, path):
+            raise UsageError(f"{path}: the palette and the image cannot be the same file")
+
+    def read(self) -> None:
+        """Load the fixed palette, if any, then decode the image (a still or an animation)."""
+        palette = self.options.palette
+        if isinstance(palette, str):
+            self.fixed, self.palette_label = load_palette(palette), palette
+        elif palette is not None:
+            self.fixed, self.palette_label = np.array(palette, dtype=np.uint8), "(array)"
+        self.step("decode")
+        src = self.src
+        if not isinstance(src, (str, os.PathLike, bytes)):
+            src = src.read()  # a stream is read once; an animation needs its bytes again
+        self.animation = None
+        try:
+            decoded = decode(src, max_pixels=self.max_pixels, name=self.label)
+            self.bytes_in, self.pixels, self.icc = (
+                decoded.bytes_in,
+                decoded.pixels,
+                decoded.icc_profile,
+            )
+        except AnimatedInputError as exc:
+            from .animation import check_animation_output, decode_animation
+
+            check_animation_output(self.fmt, self.label, exc.n_frames)
+            anim = decode_animation(exc.data, max_pixels=self.max_pixels, name=self.label)
+            self.animation = anim
+            self.bytes_in, self.pixels, self.icc = anim.bytes_in, anim.pixels, anim.icc_profile
+
+    def prepare(self) -> None:
+        """Count the image's colours once (every k the targets try reuses the count)."""
+        self.prepared = None if self.fixed is not None else prepare(self.pixels)
+
+    def _quantize(self, pixels: np.ndarray, k: int) -> QuantizeResult:
+        return quantize(
+            pixels,
+            k,
+            prepared=self.prepared if pixels is self.pixels else None,
+            progress=self.step,
+            **self.options.fit_kwargs(),
+        )
+
+    def quantize(self) -> None:
+        """Map onto the fixed palette, or fit one (at the k the targets choose), then dither."""
+        options = self.options
+        if self.fixed is not None:
+            self.step("assign")
+            try:
+                self.result = map_to_palette(self.pixels, self.fixed, space=options.space)
+            except ValueError as exc:
+                raise UsageError(f"{self.palette_label}: {exc}") from None
+            alpha = self.pixels[..., 3] if self.pixels.shape[-1] == 4 else None
+            if alpha is not None and bool(((alpha > 0) & (alpha < 255)).any()):
+                self.notes.append(
+                    "a given palette is opaque: semi-transparent pixels were made opaque"
+                )
+        elif options.targets:
+            try:
+                self.found = search_k(self.pixels, options.targets, self._quantize)
+            except TargetNotMetError as exc:
+                raise TargetNotMetError(f"{self.label}: {exc}; nothing written") from None
+            self.result = self.found.result
+            if self.out_path is None and self.stream is None:
+                assert self.base is not None
+                self.out_path = default_output(self.base, self.found.k, self.ext)
+                _check_output(self.out_path, self.src_path, self.force)
+        else:
+            self.result = self._quantize(self.pixels, options.colors)
+        if options.dithering:
+            self._dither()
+
+    def _dither(self) -> None:
+        from .core.dither import floyd_steinberg
+
+        self.step("dither")
+        strength = self.options.dither_strength
+        if self.animation is None:
+            self.result = floyd_steinberg(self.pixels, self.result, strength)
+            return
+        from .animation import join_frames, split_frames
+
+        parts = split_frames(self.result, len(self.animation.frames))
+        frames = self.animation.frames
+        self.result = join_frames(
+            [floyd_steinberg(f, r, strength) for f, r in zip(frames, parts, strict=True)]
+        )
+
+    def encode(self) -> None:
+        """The output file's bytes (and the palette file's)."""
+        self.step("encode")
+        icc = None if self.strip else self.icc
+        if self.animation is None:
+            self.data, notes = encode(self.result, self.fmt, icc_profile=icc)
+        else:
+            from .animation import encode_animation, split_frames
+
+            self.data, notes = encode_animation(
+                split_frames(self.result, len(self.animation.frames)),
+                self.fmt,
+                durations=self.animation.durations,
+                loop=self.animation.loop,
+                icc_profile=icc,
+            )
+        self.notes.extend(notes)
+        self.palette_data = (
+            _palette_bytes(self.palette_out, self.result) if self.palette_out is not None else None
+        )
+
+    def write(self) -> None:
+        """Write the output (atomically) and the palette file; nothing when not smaller."""
+        if self.skip_if_larger and len(self.data) >= self.bytes_in:
+            raise NotSmallerError(
+                f"{self.label}: the output would be {len(self.data):,} bytes, not smaller than "
+                f"the input's {self.bytes_in:,}; nothing written"
+            )
+        if self.out_path is not None:
+            with atomic_write(self.out_path) as fh:
+                fh.write(self.data)
+        else:
+            assert self.stream is not None
+            try:
+                self.stream.write(self.data)
+                self.stream.flush()
+            except BrokenPipeError:
+                raise  # the reader went away (`| head`): the CLI ends quietly
+            except OSError as exc:
+                raise OutputError(f"-: cannot write: {exc.strerror or exc}") from exc
+        if self.palette_out is not None and self.palette_data is not None:
+            with atomic_write(self.palette_out) as fh:
+                fh.write(self.palette_data)
+
+    def _summary_notes(self, k: int) -> list[str]:
+        result, notes = self.result, list(self.notes)
+        if result.transparent_index is not None and k == 256 and result.colors == 255:
+            notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
+        if result.lossless and self.fixed is None:
+            if result.colors == 0:
+                notes.insert(0, "the image is fully transparent: kept exactly")
+            else:
+                plural = "colour" if result.colors == 1 else "colours"
+                notes.insert(0, f"the image has only {result.colors} {plural}: all kept exactly")
+        return notes
+
+    def report(self) -> CompressReport:
+        """What was done, for people and for ``--json``."""
+        options, result = self.options, self.result
+        k = result.k if self.fixed is not None else (self.found.k if self.found else options.colors)
+        height, width = self.pixels.shape[:2]
+        if self.animation is not None:
+            height //= len(self.animation.frames)
+        return CompressReport(
+            input=self.label,
+            output=str(self.out_path) if self.out_path is not None else "-",
+            format=self.fmt,
+            width=width,
+            height=height,
+            k=k,
+            colors=result.colors,
+            unique_colors_in=result.unique_colors,
+            bytes_in=self.bytes_in,
+            bytes_out=len(self.data),
+            mse=result.mse,
+            seconds=time.perf_counter() - self.started,
+            seed=options.seed,
+            lossless=result.lossless,
+            transparent=result.transparent_index is not None or self.pixels.shape[-1] == 4,
+            engine=options.engine,
+            space=options.space,
+            dither=options.dither if options.dithering else "none",
+            dither_strength=float(options.dither_strength) if options.dithering else 0.0,
+            palette_in=self.palette_label,
+            palette_out=str(self.palette_out) if self.palette_out is not None else None,
+            frames=1 if self.animation is None else len(self.animation.frames),
+            warnings=self._summary_notes(k),
+            result=result,
+            original=self.pixels,
+            search=self.found,
+        )
+
+
 def compress_file(
     src: Source,
     dst: str | os.PathLike[str] | BinaryIO | None = None,
-    k: int = 16,
+    options: QuantizeOptions | int | None = None,
     *,
-    seed: int = 0,
-    max_iter: int = DEFAULT_MAX_ITER,
     force: bool = False,
     strip: bool = False,
     max_pixels: int | None = None,
     format: str | None = None,
     input_name: str | None = None,
-    space: str = DEFAULT_SPACE,
-    dither: str = "none",
-    dither_strength: float = 1.0,
-    keep_colors: Sequence[str | Sequence[int]] | np.ndarray | None = None,
-    palette: PaletteSource | None = None,
     palette_out: str | os.PathLike[str] | None = None,
-    restarts: int = 1,
-    progress: ProgressCallback | None = None,
-    targets: Sequence[Target] = (),
     skip_if_larger: bool = False,
     default_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> CompressReport:
-    """Quantize an image file to ``k`` colours and write the result.
+    """Quantize an image file and write the result.
 
     Parameters
     ----------
@@ -265,10 +499,8 @@ def compress_file(
     dst : path, binary file object or None
         Where to write. A path is written atomically (temporary file, then rename); its
         extension picks the format. None means ``<stem>-k<K>.png`` beside ``src``.
-    k : int
-        Number of colours (see :func:`kmeanscli.quantize`).
-    seed, max_iter
-        Passed to :func:`kmeanscli.quantize`.
+    options : QuantizeOptions or int, optional
+        How to quantize (an int is ``QuantizeOptions(k=...)``; default: 16 colours).
     force : bool
         Overwrite an existing output file.
     strip : bool
@@ -279,35 +511,15 @@ def compress_file(
         Output format name (``"PNG"`` ...) for a file object; default from the extension.
     input_name : str, optional
         Name of the input in the report and in messages (default: its path).
-    space : {"rgb", "oklab", "lab"}
-        Colour space of the clustering and of the nearest-colour mapping (see
-        :func:`kmeanscli.quantize`).
-    dither : {"none", "fs"}
-        ``"fs"``: Floyd–Steinberg error diffusion onto the palette (see
-        :mod:`kmeanscli.core.dither`).
-    dither_strength : float
-        0 to 1, the share of the error that is diffused with ``dither="fs"``.
-    keep_colors : hex strings, (r, g, b) triples or a uint8 (n, 3) array, optional
-        Colours locked into the fitted palette.
-    palette : path or uint8 array (m, 3), optional
-        A fixed palette (file: .gpl .json .txt .act, or an image whose colours are taken):
-        no k-means, every pixel goes to its nearest palette colour; ``k`` is ignored.
     palette_out : path, optional
         Also write the output palette there (.gpl .json .txt .act .png).
-    restarts : int, optional
-        k-means++ starts, the best palette kept (default: 3 for k <= 8, else 1; see
-        :func:`kmeanscli.quantize`).
-    progress : callable, optional
-        Called with the name of each stage as it starts.
-    targets : sequence of Target, optional
-        Quality targets: ``k`` is ignored and the smallest k from 2 to 256 meeting all of them
-        is used, found by bisection (:func:`kmeanscli.core.search.search_k`). The default
-        output is named after that k.
     skip_if_larger : bool
         Write nothing and raise :class:`~kmeanscli.errors.NotSmallerError` when the output
         would not be smaller than the input.
     default_dir : path, optional
         Folder of the default output (default: the input's folder).
+    progress : callable, optional
+        Called with the name of each stage as it starts.
 
     Returns
     -------
@@ -322,207 +534,26 @@ def compress_file(
     NotSmallerError
         With ``skip_if_larger``, when the output would not be smaller (nothing is written).
     """
-    started = time.perf_counter()
-    step = progress or (lambda _stage: None)
-    src_path = Path(src) if isinstance(src, (str, os.PathLike)) else None
-    label = input_name or (str(src_path) if src_path is not None else "-")
-
-    if src_path is not None:  # input errors first, before deriving an output from the name
-        if src_path.is_dir():
-            raise InputError(f"{label}: is a directory, not an image file")
-        if not src_path.exists():
-            raise InputError(f"{label}: no such file")
-
-    # the default output's extension: the format's when one is given
-    ext = _EXTENSIONS.get(format.upper(), ".png") if format else ".png"
-    out_path: Path | None
-    stream: BinaryIO | None = None
-    deferred = False  # the default output's name waits for the k the targets choose
-    if dst is None:
-        if src_path is None:
-            raise OutputError("an input that is not a file needs an explicit output")
-        base = src_path if default_dir is None else Path(default_dir) / src_path.name
-        deferred = bool(targets)
-        out_path = None if deferred else default_output(base, k, ext)
-    elif isinstance(dst, (str, os.PathLike)):
-        out_path = Path(dst)
-    else:
-        out_path, stream = None, dst
-    fmt = format.upper() if format else format_for(out_path)
-    if space not in SPACES:
-        raise UsageError(f"unknown colour space {space!r}; use one of {', '.join(SPACES)}")
-    if dither not in ("none", "fs"):
-        raise UsageError(f"unknown dither {dither!r}; use none or fs")
-    if not 0.0 <= dither_strength <= 1.0:
-        raise UsageError(f"dither strength must be from 0 to 1; got {dither_strength}")
-    keep = parse_colors(keep_colors)
-    if palette is not None and targets:
-        raise UsageError("--palette and quality targets do not go together (the palette is fixed)")
-    if palette is not None and keep is not None:
-        raise UsageError(
-            "--palette and --keep-color do not go together (a given palette is used as is)"
-        )
-    pal_out_path = Path(palette_out) if palette_out is not None else None
-    if pal_out_path is not None:
-        palette_io.format_of(pal_out_path)
-        if src_path is not None and _same_file(src_path, pal_out_path):
-            raise OutputError(f"{pal_out_path}: is the input file; refusing to overwrite it")
-        _check_new_file(pal_out_path, "palette", force)
-        if out_path is not None and _same_file(out_path, pal_out_path):
-            raise UsageError(f"{pal_out_path}: the palette and the image cannot be the same file")
-
-    if out_path is not None:
-        _check_output(out_path, src_path, force)
-
-    fixed: np.ndarray | None = None
-    palette_label: str | None = None
-    if isinstance(palette, np.ndarray):
-        fixed, palette_label = palette, "(array)"
-    elif palette is not None:
-        fixed, palette_label = load_palette(palette), os.fspath(palette)
-
-    step("decode")
-    if not isinstance(src, (str, os.PathLike, bytes)):
-        src = src.read()  # a stream is read once; an animation needs its bytes again
-    animation = None
-    try:
-        decoded = decode(src, max_pixels=max_pixels, name=label)
-        bytes_in, pixels, icc = decoded.bytes_in, decoded.pixels, decoded.icc_profile
-    except AnimatedInputError as exc:
-        from .animation import check_animation_output, decode_animation
-
-        check_animation_output(fmt, label, exc.n_frames)
-        animation = decode_animation(exc.data, max_pixels=max_pixels, name=label)
-        bytes_in, pixels, icc = animation.bytes_in, animation.pixels, animation.icc_profile
-    notes: list[str] = []
-    found: SearchResult | None = None
-    if fixed is not None:
-        from .core.remap import map_to_palette
-
-        step("assign")
-        try:
-            result = map_to_palette(pixels, fixed, space=space)
-        except ValueError as exc:
-            raise UsageError(f"{palette_label}: {exc}") from None
-        if pixels.shape[-1] == 4 and bool(((pixels[..., 3] > 0) & (pixels[..., 3] < 255)).any()):
-            notes.append("a given palette is opaque: semi-transparent pixels were made opaque")
-    else:
-        run = functools.partial(
-            quantize,
-            seed=seed,
-            max_iter=max_iter,
-            space=space,
-            keep=keep,
-            restarts=restarts,
-            progress=step,
-        )
-        try:
-            if targets:
-                try:
-                    found = search_k(pixels, targets, run)
-                except TargetNotMetError as exc:
-                    raise TargetNotMetError(f"{label}: {exc}; nothing written") from None
-                result, k = found.result, found.k
-                if deferred:
-                    out_path = default_output(base, k, ext)
-                    _check_output(out_path, src_path, force)
-            else:
-                result = run(pixels, k)
-        except ValueError as exc:
-            if keep is not None and "keep" in str(exc):
-                raise UsageError(f"--keep-color: {exc}") from None
-            raise
-    if dither == "fs" and dither_strength > 0:
-        from .core.dither import floyd_steinberg
-
-        step("dither")
-        if animation is None:
-            result = floyd_steinberg(pixels, result, dither_strength)
-        else:
-            from .animation import join_frames, split_frames
-
-            parts = split_frames(result, len(animation.frames))
-            result = join_frames(
-                [
-                    floyd_steinberg(f, r, dither_strength)
-                    for f, r in zip(animation.frames, parts, strict=True)
-                ]
-            )
-    step("encode")
-    if animation is None:
-        data, enc_notes = encode(result, fmt, icc_profile=None if strip else icc)
-    else:
-        from .animation import encode_animation, split_frames
-
-        data, enc_notes = encode_animation(
-            split_frames(result, len(animation.frames)),
-            fmt,
-            durations=animation.durations,
-            loop=animation.loop,
-            icc_profile=None if strip else icc,
-        )
-    notes.extend(enc_notes)
-    if skip_if_larger and len(data) >= bytes_in:
-        raise NotSmallerError(
-            f"{label}: the output would be {len(data):,} bytes, not smaller than the input's "
-            f"{bytes_in:,}; nothing written"
-        )
-    pal_data = _palette_bytes(pal_out_path, result) if pal_out_path is not None else None
-    if out_path is not None:
-        with atomic_write(out_path) as fh:
-            fh.write(data)
-        out_label = str(out_path)
-    else:
-        assert stream is not None
-        try:
-            stream.write(data)
-            stream.flush()
-        except BrokenPipeError:
-            raise  # the reader went away (`| head`): the CLI ends quietly
-        except OSError as exc:
-            raise OutputError(f"-: cannot write: {exc.strerror or exc}") from exc
-        out_label = "-"
-    if pal_out_path is not None and pal_data is not None:
-        with atomic_write(pal_out_path) as fh:
-            fh.write(pal_data)
-    if result.transparent_index is not None and k == 256 and result.colors == 255:
-        notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
-    if result.lossless and fixed is None:
-        if result.colors == 0:
-            notes.insert(0, "the image is fully transparent: kept exactly")
-        else:
-            plural = "colour" if result.colors == 1 else "colours"
-            notes.insert(0, f"the image has only {result.colors} {plural}: all kept exactly")
-    height, width = pixels.shape[:2]
-    if animation is not None:
-        height //= len(animation.frames)
-    return CompressReport(
-        input=label,
-        output=out_label,
-        format=fmt,
-        width=width,
-        height=height,
-        k=k if fixed is None else result.k,
-        colors=result.colors,
-        unique_colors_in=result.unique_colors,
-        bytes_in=bytes_in,
-        bytes_out=len(data),
-        mse=result.mse,
-        seconds=time.perf_counter() - started,
-        seed=seed,
-        lossless=result.lossless,
-        transparent=result.transparent_index is not None or pixels.shape[-1] == 4,
-        space=space,
-        dither=dither if dither_strength > 0 else "none",
-        dither_strength=float(dither_strength) if dither == "fs" else 0.0,
-        palette_in=palette_label,
-        palette_out=str(pal_out_path) if pal_out_path is not None else None,
-        frames=1 if animation is None else len(animation.frames),
-        warnings=notes,
-        result=result,
-        original=pixels,
-        search=found,
+    job = _Compression(
+        src,
+        dst,
+        _options(options),
+        force=force,
+        strip=strip,
+        max_pixels=max_pixels,
+        format=format,
+        input_name=input_name,
+        palette_out=palette_out,
+        skip_if_larger=skip_if_larger,
+        default_dir=default_dir,
+        progress=progress,
     )
+    job.read()
+    job.prepare()
+    job.quantize()
+    job.encode()
+    job.write()
+    return job.report()
 
 
 @dataclass(frozen=True, eq=False)
@@ -533,6 +564,7 @@ class PaletteReport:
     width: int
     height: int
     k: int
+    engine: str
     space: str
     seed: int
     colors: np.ndarray  # uint8 (m, 3), sorted by share, most used first
@@ -552,6 +584,7 @@ class PaletteReport:
             "width": self.width,
             "height": self.height,
             "k": self.k,
+            "engine": self.engine,
             "space": self.space,
             "seed": self.seed,
             "colors": [
@@ -568,26 +601,30 @@ class PaletteReport:
 
 def dominant_colors(
     src: Source,
-    k: int = 6,
+    options: QuantizeOptions | int | None = None,
     *,
-    seed: int = 0,
-    space: str = DEFAULT_SPACE,
     max_pixels: int | None = None,
     input_name: str | None = None,
-    restarts: int = 1,
     progress: ProgressCallback | None = None,
 ) -> PaletteReport:
-    """The ``k`` dominant colours of an image (k-means, as :func:`compress_file` fits them),
-    sorted by their share of the visible pixels, most used first.
+    """The dominant colours of an image (k-means, fitted as :func:`compress_file` fits
+    them), sorted by their share of the visible pixels, most used first.
+
+    ``options`` as for :func:`compress_file`, but ``k`` defaults to 6 here and a fixed
+    ``palette`` or quality ``targets`` have no use (an error).
 
     Raises
     ------
     InputError, UsageError
         With a message ready for the user.
     """
+    options = _options(options)
+    if options.palette is not None:
+        raise OptionsError("{} is fixed: there are no dominant colours to find", "palette")
+    if options.targets:
+        raise OptionsError("{}: dominant colours are not chosen by a quality target", "targets")
+    k = DEFAULT_DOMINANT_K if options.k is None else options.k
     step = progress or (lambda _stage: None)
-    if space not in SPACES:
-        raise UsageError(f"unknown colour space {space!r}; use one of {', '.join(SPACES)}")
     label = input_name or (os.fspath(src) if isinstance(src, (str, os.PathLike)) else "-")
     step("decode")
     try:
@@ -596,7 +633,7 @@ def dominant_colors(
         from .animation import decode_animation
 
         pixels = decode_animation(exc.data, max_pixels=max_pixels, name=label).pixels
-    result = quantize(pixels, k, seed=seed, space=space, restarts=restarts, progress=step)
+    result = quantize(pixels, k, progress=step, **options.fit_kwargs())
     visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
     counts = result.counts[visible]
     order = np.lexsort((np.arange(len(visible)), -counts))
@@ -607,8 +644,9 @@ def dominant_colors(
         width=width,
         height=height,
         k=k,
-        space=space,
-        seed=seed,
+        engine=options.engine,
+        space=options.space,
+        seed=options.seed,
         colors=result.palette[visible][keep, :3],
         pixels=counts[keep].astype(np.int64),
         result=result,

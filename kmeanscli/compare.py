@@ -20,12 +20,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .constants import DEFAULT_KS, DEFAULT_MAX_ITER
+from .constants import DEFAULT_KS, MAX_COLORS
+from .core.histogram import histogram
 from .core.metrics import Scores, mse, scores
-from .core.quantize import MAX_COLORS, QuantizeResult, histogram, prepare, quantize
-from .core.search import SearchResult, Target, make_targets, search_k
+from .core.quantize import QuantizeResult, prepare, quantize
+from .core.search import SearchResult, Target, search_k
 from .errors import InputError, TargetNotMetError, UsageError
 from .imageio import decode, encode
+from .options import OptionsError, QuantizeOptions
 
 __all__ = [
     "DEFAULT_KS",
@@ -35,60 +37,18 @@ __all__ = [
     "Comparison",
     "compare_files",
     "compare_k",
-    "make_targets",
-    "parse_k_list",
-    "parse_methods",
     "pillow_quantize",
 ]
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
-METHODS = ("kmeans", "mediancut", "octree")
-"""Quantization methods: kmeanscli's k-means, Pillow's median cut and fast octree."""
+METHODS = ("kmeans", "minibatch", "mediancut", "octree")
+"""Quantization methods: kmeanscli's k-means (with the options' engine), kmeanscli with the
+``minibatch`` engine, Pillow's median cut and fast octree."""
 
 
 FIELDS = ("k", "colors", "bytes", "bpp", "ratio", "mse", "psnr", "ssim", "delta_e", "seconds")
 """The keys of every row in ``--json`` and the columns of ``--csv``, in order."""
-
-
-def parse_k_list(text: str) -> list[int]:
-    """``"4,8,16"`` -> ``[4, 8, 16]`` (sorted, without repeats).
-
-    Raises
-    ------
-    UsageError
-        For anything but integers from 2 to 256 separated by commas.
-    """
-    values: set[int] = set()
-    for part in text.split(","):
-        item = part.strip()
-        try:
-            k = int(item)
-        except ValueError:
-            raise UsageError(
-                f"-k {text!r}: {item!r} is not a whole number; give k values like 4,8,16"
-            ) from None
-        if not 2 <= k <= MAX_COLORS:
-            raise UsageError(f"-k {text!r}: {k} is out of range; each k must be 2 to {MAX_COLORS}")
-        values.add(k)
-    return sorted(values)
-
-
-def parse_methods(text: str) -> tuple[str, ...]:
-    """``"kmeans,octree"`` -> ``("kmeans", "octree")`` (k-means first, no repeats).
-
-    Raises
-    ------
-    UsageError
-        For a name other than ``kmeans``, ``mediancut`` or ``octree``.
-    """
-    names = [part.strip().lower() for part in text.split(",")]
-    for name in names:
-        if name not in METHODS:
-            raise UsageError(
-                f"--methods {text!r}: unknown method {name!r}; use {', '.join(METHODS)}"
-            )
-    return tuple(m for m in METHODS if m in names)
 
 
 def pillow_quantize(pixels: np.ndarray, k: int, method: str) -> QuantizeResult:
@@ -153,6 +113,8 @@ class CompareRow:
     scores: Scores
     seconds: float | None
     """Time to quantize and encode (None for a file)."""
+    png: bytes | None = field(default=None, repr=False)
+    """The palette PNG measured (None for a file): what ``compress`` writes for this k."""
     method: str | None = None
     """``kmeans``, ``mediancut`` or ``octree`` (None for a file)."""
     file: str | None = None
@@ -231,26 +193,78 @@ def _row(
         ratio=len(data) / bytes_in if bytes_in else math.nan,
         scores=scores(original, image, mse_value=result.mse),
         seconds=seconds,
+        png=data,
         method=method,
         image=image,
         result=result,
     )
 
 
+def _fit_methods(methods: Sequence[str], options: QuantizeOptions) -> dict[str, QuantizeOptions]:
+    """The options of each k-means method asked for: ``kmeans`` with the options' engine,
+    ``minibatch`` with the ``minibatch`` engine."""
+    runs = {}
+    for method in methods:
+        if method == "kmeans":
+            runs[method] = options
+        elif method == "minibatch":
+            if "kmeans" in methods and options.engine == "minibatch":
+                raise OptionsError(
+                    "the kmeans rows already use the minibatch engine ({} minibatch): "
+                    "ask for one of the two methods",
+                    "engine",
+                )
+            runs[method] = dataclasses.replace(options, engine="minibatch")
+    return runs
+
+
+class _Runs:
+    """Each k-means method's result at each k, quantized once (what :func:`compare_k` and
+    its target search share), dithered and encoded as ``compress`` would."""
+
+    def __init__(self, pixels: np.ndarray, options: QuantizeOptions, icc: bytes | None, step):
+        self.pixels, self.options, self.icc, self.step = pixels, options, icc, step
+        self.prepared = prepare(pixels)  # the colour histogram, counted once for every k
+        self.done: dict[tuple[str, int], tuple[QuantizeResult, float]] = {}
+
+    def quantize(self, method: str, options: QuantizeOptions, k: int) -> QuantizeResult:
+        if (method, k) not in self.done:
+            self.step(f"{method}, k={k}")
+            started = time.perf_counter()
+            result = quantize(self.pixels, k, prepared=self.prepared, **options.fit_kwargs())
+            self.done[method, k] = (result, time.perf_counter() - started)
+        return self.done[method, k][0]
+
+    def searcher(self, method: str, options: QuantizeOptions):
+        def run(px: np.ndarray, k: int) -> QuantizeResult:
+            if px is not self.pixels:
+                return quantize(px, k, **options.fit_kwargs())
+            return self.quantize(method, options, k)
+
+        return run
+
+    def final(self, method: str, k: int) -> tuple[QuantizeResult, float]:
+        """The result as ``compress`` writes it (dithered when asked) and its time."""
+        result, seconds = self.done[method, k]
+        if self.options.dithering:
+            from .core.dither import floyd_steinberg
+
+            started = time.perf_counter()
+            result = floyd_steinberg(self.pixels, result, self.options.dither_strength)
+            seconds += time.perf_counter() - started
+        return result, seconds
+
+
 def compare_k(
     src: Source,
     ks: Sequence[int] = DEFAULT_KS,
+    options: QuantizeOptions | None = None,
     *,
     methods: Sequence[str] = ("kmeans",),
-    targets: Sequence[Target] = (),
-    seed: int = 0,
-    max_iter: int = DEFAULT_MAX_ITER,
     strip: bool = False,
     max_pixels: int | None = None,
     input_name: str | None = None,
     progress: Callable[[str], None] | None = None,
-    space: str = "rgb",
-    restarts: int | None = None,
 ) -> Comparison:
     """Quantize one image at each k and measure size and quality.
 
@@ -259,15 +273,15 @@ def compare_k(
     src : path, bytes or binary file object
         The image; decoded once for every k and method.
     ks : sequence of int
-        The k values, each 2 to 256 (may be empty when ``targets`` are given).
+        The k values, each 2 to 256 (may be empty when ``options.targets`` are given).
+    options : QuantizeOptions, optional
+        As for :func:`kmeanscli.compress_file` (its ``k`` is not used: ``ks`` are): a
+        ``kmeans`` row is what ``compress`` writes at that k with these options, bytes
+        included. ``targets``: the smallest k meeting all of them is searched by bisection
+        (with the ``kmeans`` method) and its row is marked ``chosen``; every k the search
+        measured gets a row. A fixed ``palette`` has no k to compare (an error).
     methods : sequence of str
-        Any of :data:`METHODS`. Every method runs at every k of the k-means rows.
-    targets : sequence of Target
-        Quality targets: the smallest k meeting all of them is searched by bisection (with
-        k-means) and its row is marked ``chosen``; every k the search measured gets a row.
-    seed, max_iter
-        Passed to :func:`kmeanscli.quantize`, exactly as ``compress`` does, so a row matches
-        ``kmeanscli compress`` at the same k and seed, bytes included.
+        Any of :data:`METHODS`. Every method runs at every k of the ``kmeans`` rows.
     strip : bool
         Encode without the input's ICC profile (as ``compress --strip``).
     max_pixels : int, optional
@@ -276,9 +290,6 @@ def compare_k(
         Name of the input in the result and in messages.
     progress : callable, optional
         Called with a short description of each step.
-    space, restarts
-        Passed to :func:`kmeanscli.quantize` for the k-means rows (as ``compress --space``
-        and ``--restarts``).
 
     Returns
     -------
@@ -290,6 +301,7 @@ def compare_k(
     InputError, UsageError
         With a message ready for the user.
     """
+    options = options or QuantizeOptions()
     step = progress or (lambda _stage: None)
     ks = sorted(set(ks))
     if any(not 2 <= k <= MAX_COLORS for k in ks):
@@ -297,55 +309,42 @@ def compare_k(
     methods = tuple(m for m in METHODS if m in set(methods))
     if not methods:
         raise UsageError(f"give at least one method of {', '.join(METHODS)}")
+    if options.palette is not None:
+        raise OptionsError("{} is fixed: there is no k to compare", "palette")
+    targets = options.targets
     if not ks and not targets:
         raise UsageError("give k values or a quality target")
+    fits = _fit_methods(methods, options)
     label = input_name or (os.fspath(src) if isinstance(src, (str, os.PathLike)) else "-")
 
     step("decode")
     decoded = decode(src, max_pixels=max_pixels, name=label)
     pixels = decoded.pixels
-    icc = None if strip else decoded.icc_profile
     height, width = pixels.shape[:2]
     notes: list[str] = []
-
-    kmeans_runs: dict[int, tuple[QuantizeResult, float]] = {}
-    prepared = prepare(pixels)  # the colour histogram, counted once for every k
-
-    def run_kmeans(px: np.ndarray, k: int) -> QuantizeResult:
-        if k not in kmeans_runs:
-            step(f"k-means, k={k}")
-            started = time.perf_counter()
-            result = quantize(
-                px,
-                k,
-                seed=seed,
-                max_iter=max_iter,
-                space=space,
-                restarts=restarts,
-                prepared=prepared if px is pixels else None,
-            )
-            kmeans_runs[k] = (result, time.perf_counter() - started)
-        return kmeans_runs[k][0]
+    runs = _Runs(pixels, options, None if strip else decoded.icc_profile, step)
 
     found: SearchResult | None = None
     target_error: str | None = None
-    if targets:
+    search_method = "kmeans" if "kmeans" in fits else next(iter(fits), None)
+    if targets and search_method is not None:
         try:
-            found = search_k(pixels, targets, run_kmeans)
+            found = search_k(pixels, targets, runs.searcher(search_method, fits[search_method]))
         except TargetNotMetError as exc:
             target_error = str(exc)
-    for k in ks:
-        run_kmeans(pixels, k)
+    all_ks = sorted(set(ks) | {k for _method, k in runs.done})  # with every k the search tried
+    for method, fit_options in fits.items():
+        for k in all_ks:
+            runs.quantize(method, fit_options, k)
 
     rows: list[CompareRow] = []
-    all_ks = sorted(kmeans_runs)
     for method in methods:
         if method == "mediancut" and pixels.shape[-1] == 4:
             notes.append("Pillow's median cut does not handle transparency: no mediancut rows")
             continue
         for k in all_ks:
-            if method == "kmeans":
-                result, seconds = kmeans_runs[k]
+            if method in fits:
+                result, seconds = runs.final(method, k)
             else:
                 step(f"{method}, k={k}")
                 started = time.perf_counter()
@@ -358,13 +357,13 @@ def compare_k(
                 method=method,
                 seconds=seconds,
                 bytes_in=decoded.bytes_in,
-                icc_profile=icc,
+                icc_profile=runs.icc,
             )
-            if found is not None and method == "kmeans" and k == found.k:
+            if found is not None and method == search_method and k == found.k:
                 row = dataclasses.replace(row, chosen=True)
             rows.append(row)
-    if all_ks:
-        unique = kmeans_runs[all_ks[0]][0].unique_colors
+    if all_ks and fits:
+        unique = runs.done[next(iter(fits)), all_ks[0]][0].unique_colors
         if unique <= all_ks[-1]:
             notes.append(f"the image has only {unique} colours: k ≥ {unique} is lossless")
     return Comparison(

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kmeanscli import QuantizeResult, quantize
-from kmeanscli.core import quantize as qmod
+from kmeanscli.core import kmeans
 from kmeanscli.core.metrics import mse
-from kmeanscli.core.quantize import MAX_COLORS, histogram, nearest
+from kmeanscli.constants import MAX_COLORS
+from kmeanscli.core.histogram import histogram
+from kmeanscli.core.kmeans import nearest
 
 PROPERTY = settings(
     max_examples=60,
@@ -143,7 +145,7 @@ def test_coarse_histogram_path_is_exact_too() -> None:
     """Above the coarse-histogram threshold the assignment is still exact and exactly k."""
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, size=(180, 160, 3), dtype=np.uint8)
-    assert distinct(pixels) > getattr(qmod, "_COARSE_MIN_COLORS", 20_000)
+    assert distinct(pixels) > 20_000
     r = quantize(pixels, 12, seed=0)
     check_invariants(pixels, 12, r)
     assert r.colors == 12
@@ -285,7 +287,7 @@ def test_nearest_exact_at_the_extremes() -> None:
     np.testing.assert_array_equal(sq, [0, 0, 0, 1])
 
 
-@pytest.mark.parametrize("n_pixels", [1000, getattr(qmod, "_BINCOUNT_MIN_PIXELS", 1 << 19) + 10])
+@pytest.mark.parametrize("n_pixels", [1000, (1 << 19) + 10])  # np.unique, then sorting
 def test_histogram_counts(n_pixels: int) -> None:
     rng = np.random.default_rng(5)
     flat = rng.integers(0, 4, size=(n_pixels, 3), dtype=np.uint8) * 60
@@ -405,19 +407,30 @@ def test_same_result_whatever_the_thread_count() -> None:
 
 
 @pytest.mark.parametrize("k", [20, 150])  # packed nearest-centre search, then argmin
-def test_lloyd_same_result_whatever_the_thread_count(monkeypatch, k: int) -> None:
-    """The Lloyd steps run in numpy blocks over threads: the bytes must not change."""
-    pixels = synthetic(200, 150)
-    monkeypatch.setattr(qmod, "_LLOYD_THREADED_MIN_WORK", 0)
+def test_lloyd_same_result_whatever_the_thread_count(k: int) -> None:
+    """The Lloyd steps run in numpy blocks over threads: the centres must not change."""
+    rng = np.random.default_rng(11)
+    points = rng.integers(0, 256, (60_000, 3)).astype(np.float32)
+    weights = rng.integers(1, 20, 60_000).astype(np.float32)
+    start = points[rng.choice(len(points), k, replace=False)]
+    runs = [kmeans.lloyd(points, weights, start, 15, threads=t) for t in (1, 2, 3)]
+    for centers, error in runs[1:]:
+        np.testing.assert_array_equal(centers, runs[0][0])
+        assert error == runs[0][1]
+
+
+def test_quantize_same_bytes_whatever_the_blas_thread_limit() -> None:
+    """quantize takes its thread count from the BLAS limit: the result must not depend on it."""
+    from threadpoolctl import threadpool_limits
+
+    pixels = np.random.default_rng(12).integers(0, 256, (300, 300, 3), dtype=np.uint8)
     results = []
-    for threads in (1, 2, 3):
-        monkeypatch.setattr(qmod, "_LLOYD_MAX_THREADS", threads)
-        monkeypatch.setattr(qmod, "_lloyd_threads", lambda t=threads: t)
-        results.append(quantize(pixels, k, seed=0))
-    for r in results[1:]:
-        np.testing.assert_array_equal(r.palette, results[0].palette)
-        np.testing.assert_array_equal(r.indices, results[0].indices)
-    assert results[0].colors == k
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            results.append(quantize(pixels, 24, seed=0))
+    np.testing.assert_array_equal(results[0].palette, results[1].palette)
+    np.testing.assert_array_equal(results[0].indices, results[1].indices)
+    assert results[0].colors == 24
 
 
 @pytest.mark.parametrize("k", [12, 160])
@@ -429,14 +442,14 @@ def test_lloyd_matches_scikit_learn(k: int) -> None:
     points = rng.integers(0, 256, (30_000, 3)).astype(np.float32)
     weights = rng.integers(1, 20, 30_000).astype(np.float32)
     start = points[rng.choice(len(points), k, replace=False)]
-    ours, our_error = qmod._lloyd(points, weights, start, 40, 2)
+    ours, our_error = kmeans.lloyd(points, weights, start, 40, threads=2)
     model = KMeans(k, init=start, n_init=1, max_iter=40, tol=0.0, algorithm="lloyd")
     model.fit(points, sample_weight=weights)
     theirs, their_error = model.cluster_centers_, model.inertia_
     assert ours.shape == theirs.shape == (k, 3)
     assert our_error == pytest.approx(their_error, rel=0.005)
     # the error is that of the last assignment to the returned centres: at least the nearest one
-    _labels, sqdist = qmod.nearest(points, ours)
+    _labels, sqdist = kmeans.nearest(points, ours)
     assert our_error >= float(np.dot(sqdist.astype(np.float64), weights)) * (1 - 1e-6)
 
 
@@ -449,7 +462,7 @@ def test_kmeans_plusplus_picks_scikit_learns_centres(k: int) -> None:
     points = rng.integers(0, 256, (5000, 3)).astype(np.float32)
     weights = rng.integers(1, 50, 5000).astype(np.float32)
     for seed in (0, 7):
-        ours = qmod._kmeans_plusplus(points, weights, k, seed)
+        ours = kmeans.kmeans_plusplus(points, weights, k, seed)
         theirs, _ = kmeans_plusplus(
             points.astype(np.float64),
             k,
@@ -468,18 +481,18 @@ def test_lloyd_moves_an_empty_centre_to_the_worst_served_point(k_extra: int) -> 
     weights = np.ones(len(points), dtype=np.float32)
     spare = rng.uniform(30, 50, (k_extra, 3))  # more centres in the blob, all used or not
     start = np.concatenate([[[38, 40, 40], [42, 40, 40], [250, 250, 250]], spare])
-    centers, error = qmod._lloyd(points, weights, start.astype(np.float32), 10, 1)
+    centers, error = kmeans.lloyd(points, weights, start.astype(np.float32), 10)
     # the centre at (250, 250, 250) served nobody: it now sits on the lone far point
     assert np.isclose(centers, far).all(axis=1).any()
-    _labels, sqdist = qmod.nearest(points, centers)
+    _labels, sqdist = kmeans.nearest(points, centers)
     assert float(np.dot(sqdist, weights)) <= error + 1e-3
 
 
 def test_nearest_on_the_kd_tree_path_is_exact() -> None:
     """Many points and centres take the KD-tree: still the truly nearest, exact distances."""
     rng = np.random.default_rng(4)
-    points = rng.integers(0, 256, size=(getattr(qmod, "_KDTREE_MIN_POINTS", 50_000) + 5000, 3))
-    centers = rng.integers(0, 256, size=(getattr(qmod, "_KDTREE_MIN_CENTERS", 32) + 8, 3))
+    points = rng.integers(0, 256, size=(55_000, 3))
+    centers = rng.integers(0, 256, size=(136, 3))
     centers[9] = centers[2]
     labels, sq = nearest(points, centers)
     d = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2)

@@ -11,7 +11,9 @@ import typer
 
 from .. import __version__
 from ..errors import KmeansCliError, NotSmallerError, TargetNotMetError, UsageError
+from ..options import OptionsError
 from .console import error
+from .options import FLAGS
 from .status import ExitStatus
 
 app = typer.Typer(
@@ -48,7 +50,14 @@ def _root(
 
 
 def _register() -> None:
-    from . import batch, compare, compress, palette  # noqa: F401  (they register on `app`)
+    """Add the commands (their modules know nothing of ``app``: no import loop)."""
+    from .batch import batch
+    from .compare import compare
+    from .compress import compress
+    from .palette import palette
+
+    for command in (compress, compare, batch, palette):
+        app.command()(command)
 
 
 _register()
@@ -65,6 +74,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.USAGE
     try:
         rv = command.main(args=args, prog_name="kmeanscli", standalone_mode=False)
+    except OptionsError as exc:  # the library's words, with our flags
+        error(exc.render(FLAGS))
+        return ExitStatus.USAGE
     except UsageError as exc:
         error(str(exc))
         return ExitStatus.USAGE

@@ -24,36 +24,15 @@ from rich.table import Table
 from rich.text import Text
 
 from ..constants import BATCH_FORMATS as FORMATS
-from ..constants import DEFAULT_MAX_ITER
 from ..errors import InputError, UsageError
-from .app import app
-from .compress import _human
-from .console import err_console, error, progress_enabled
-from .options import (
-    BatchSize,
-    Colors,
-    Dither,
-    DitherName,
-    DitherStrength,
-    KeepColor,
-    MaxDeltaE,
-    MaxIter,
-    MaxPixels,
-    PaletteIn,
-    Quiet,
-    Restarts,
-    Seed,
-    SkipIfLarger,
-    Space,
-    SpaceName,
-    Strip,
-    TargetPsnr,
-    TargetSsim,
-)
+from .console import err_console, error, human_bytes, progress_enabled
+from .inputs import check_palette_paths
+from .options import MaxPixels, Quiet, SkipIfLarger, Strip, quantize_options
 from .status import ExitStatus
 
 if TYPE_CHECKING:
     from ..batch import BatchEvent, BatchSummary, FileResult, Plan
+    from ..options import QuantizeOptions
 
 _STAGES = {
     "histograms": "Reading colours",
@@ -69,7 +48,7 @@ class _SavedColumn(ProgressColumn):
         f = task.fields
         text = Text()
         if f.get("saved") is not None:
-            text.append(f"saved {_human(f['saved'])}", style="green")
+            text.append(f"saved {human_bytes(f['saved'])}", style="green")
         rate = f.get("rate")
         if rate:
             text.append(f"  {rate:.1f} files/s")
@@ -209,7 +188,8 @@ def _plain(result: FileResult) -> str:
         r = result.report or {}
         return (
             f"ok       {result.input} -> {result.output}  "
-            f"{_human(result.bytes_in)} -> {_human(result.bytes_out)} ({r.get('ratio', 0):.1%})"
+            f"{human_bytes(result.bytes_in)} -> {human_bytes(result.bytes_out)} "
+            f"({r.get('ratio', 0):.1%})"
         )
     if result.status == "skipped":
         if result.reason and result.reason.startswith(result.input):
@@ -233,7 +213,7 @@ def render_summary(summary: BatchSummary, *, where: str) -> None:
         smaller = f"{1 / ratio:.1f}× smaller" if ratio < 1 else f"{ratio:.2f}× larger"
         table.add_row(
             "size",
-            f"{_human(summary.bytes_in)} → {_human(summary.bytes_out)}  "
+            f"{human_bytes(summary.bytes_in)} → {human_bytes(summary.bytes_out)}  "
             f"({ratio:.1%} of the input, {smaller})",
         )
     rate = f", {summary.ok / summary.seconds:.2f} files/s" if summary.ok else ""
@@ -272,7 +252,7 @@ def _dry_run(the_plan: Plan, *, json_out: bool) -> None:
     sys.stdout.flush()
 
 
-@app.command()
+@quantize_options()
 def batch(
     inputs: Annotated[
         list[str],
@@ -292,16 +272,8 @@ def batch(
             help="Output folder (created if missing); the input tree is mirrored under it.",
         ),
     ],
-    colors: Colors = 16,
-    space: Space = SpaceName.rgb,
-    dither: Dither = DitherName.none,
-    dither_strength: DitherStrength = 1.0,
-    palette: PaletteIn = None,
-    keep_color: KeepColor = None,
-    restarts: Restarts = 1,
-    seed: Seed = 0,
-    max_iter: MaxIter = DEFAULT_MAX_ITER,
-    batch_size: BatchSize = 4096,
+    *,
+    options: QuantizeOptions,
     strip: Strip = False,
     max_pixels: MaxPixels = None,
     fmt: Annotated[
@@ -371,11 +343,7 @@ def batch(
         typer.Option("--json", help="One JSON line per file on stdout as it finishes."),
     ] = False,
     quiet: Quiet = False,
-    target_psnr: TargetPsnr = None,
-    target_ssim: TargetSsim = None,
-    max_delta_e: MaxDeltaE = None,
     skip_if_larger: SkipIfLarger = False,
-    ctx: typer.Context = None,  # type: ignore[assignment]  # Typer fills it in
 ) -> int:
     """Compress many images at once, in parallel, into an output folder.
 
@@ -396,63 +364,29 @@ def batch(
       kmeanscli batch photos/ -r -o out/ --target-psnr 35 --skip-if-larger
     """
     from ..batch import BatchOptions, make_executor, plan, run_batch
-    from ..core.search import make_targets
 
-    targets = make_targets(target_psnr, target_ssim, max_delta_e)
-    if targets and ctx is not None:
-        source = ctx.get_parameter_source("colors")
-        if source is not None and source.name == "COMMANDLINE":
-            raise UsageError("give -k or a quality target (--target-*, --max-delta-e), not both")
-    if targets and shared_palette:
-        raise UsageError("--shared-palette cannot go with quality targets (each file's own k)")
-    if palette is not None:
-        source = ctx.get_parameter_source("colors") if ctx is not None else None
-        if getattr(source, "name", None) == "COMMANDLINE":
-            raise UsageError(
-                "--palette and -k/--colors do not go together: the palette gives the colours"
-            )
-        if keep_color:
-            raise UsageError("--palette and --keep-color do not go together")
-        if shared_palette:
-            raise UsageError("--shared-palette and --palette do not go together")
-        from ..api import load_palette
-
-        load_palette(palette)  # a bad palette file is one error before any work
-    if dither_strength != 1.0 and dither != DitherName.fs:
-        raise UsageError("--dither-strength needs --dither fs")
-    if not shared_palette and ctx is not None:
-        source = ctx.get_parameter_source("batch_size")
-        if getattr(source, "name", None) == "COMMANDLINE":
-            raise UsageError("--batch-size needs --shared-palette (only its fit is mini-batch)")
-    fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if scheduler and jobs is not None:
         raise UsageError("give -j/--jobs (local workers) or --scheduler (Dask), not both")
     if inputs.count("-") > 1:
         raise UsageError("- (paths on stdin) can be given only once")
+    batch_options = BatchOptions(
+        options,
+        format=fmt.lower(),
+        strip=strip,
+        max_pixels=max_pixels,
+        skip_if_larger=skip_if_larger,
+        shared_palette=shared_palette,
+    )
+    check_palette_paths(options)
+    if isinstance(options.palette, str):
+        from ..api import load_palette
+
+        load_palette(options.palette)  # a bad palette file is one error before any work
     paths: list[str] = []
     for item in inputs:
         paths.extend(_stdin_paths() if item == "-" else [item])
 
-    options = BatchOptions(
-        k=colors,
-        seed=seed,
-        max_iter=max_iter,
-        batch_size=batch_size,
-        strip=strip,
-        max_pixels=max_pixels,
-        format=fmt,
-        space=space.value,
-        dither=dither.value,
-        dither_strength=dither_strength,
-        keep_colors=tuple(keep_color or ()),
-        restarts=restarts,
-        palette=str(palette) if palette is not None else None,
-        targets=targets,
-        skip_if_larger=skip_if_larger,
-    )
-    the_plan = plan(paths, outdir, options, recursive=recursive, globs=globs, force=force)
+    the_plan = plan(paths, outdir, batch_options, recursive=recursive, globs=globs, force=force)
     if dry_run:
         _dry_run(the_plan, json_out=json_out)
         return ExitStatus.OK
@@ -460,13 +394,7 @@ def batch(
     executor = make_executor(jobs, scheduler)
     renderer = _Renderer(quiet=quiet, json_out=json_out, bar=progress_enabled(quiet))
     with executor, renderer:
-        summary = run_batch(
-            the_plan,
-            executor,
-            on_event=renderer,
-            shared_palette=shared_palette,
-            fail_fast=fail_fast,
-        )
+        summary = run_batch(the_plan, executor, on_event=renderer, fail_fast=fail_fast)
     if not quiet:
         render_summary(summary, where=executor.description)
     if summary.interrupted:

@@ -14,35 +14,43 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..constants import DEFAULT_KS, DEFAULT_MAX_ITER, DEFAULT_SPACE
+from ..constants import DEFAULT_KS, MAX_COLORS
 from ..errors import OutputError, TargetNotMetError, UsageError
-from .app import app
 from .console import Stages, err_console, out_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
     Csv,
     Json,
-    MaxDeltaE,
-    MaxIter,
     MaxPixels,
     Plot,
     PlotColors,
     Preview,
     Quiet,
-    Restarts,
     Sample,
-    Seed,
-    Space,
-    SpaceName,
     Strip,
-    TargetPsnr,
-    TargetSsim,
+    given_flags,
+    quantize_options,
 )
 
 if TYPE_CHECKING:
     from ..compare import CompareRow, Comparison
+    from ..options import QuantizeOptions
 
-_DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
+# k-means options that make no sense when scoring files other tools made
+_ONE_IMAGE_FLAGS = {
+    "target_psnr": "--target-psnr",
+    "target_ssim": "--target-ssim",
+    "max_delta_e": "--max-delta-e",
+    "engine": "--engine",
+    "space": "--space",
+    "restarts": "--restarts",
+    "seed": "--seed",
+    "max_iter": "--max-iter",
+    "batch_size": "--batch-size",
+    "dither": "--dither",
+    "dither_strength": "--dither-strength",
+    "keep_color": "--keep-color",
+}
 
 
 def _check_figure_path(path: Path, option: str) -> None:
@@ -57,6 +65,64 @@ def _check_figure_path(path: Path, option: str) -> None:
         raise OutputError(f"{path}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: cannot write in {folder}: permission denied")
+
+
+def parse_k_list(text: str) -> list[int]:
+    """``"4,8,16"`` -> ``[4, 8, 16]`` (sorted, without repeats).
+
+    Raises
+    ------
+    UsageError
+        For anything but integers from 2 to 256 separated by commas.
+    """
+    values: set[int] = set()
+    for part in text.split(","):
+        item = part.strip()
+        try:
+            k = int(item)
+        except ValueError:
+            raise UsageError(
+                f"-k {text!r}: {item!r} is not a whole number; give k values like 4,8,16"
+            ) from None
+        if not 2 <= k <= MAX_COLORS:
+            raise UsageError(f"-k {text!r}: {k} is out of range; each k must be 2 to {MAX_COLORS}")
+        values.add(k)
+    return sorted(values)
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    """``"kmeans,octree"`` -> ``("kmeans", "octree")`` (k-means first, no repeats).
+
+    Raises
+    ------
+    UsageError
+        For a name other than ``kmeans``, ``mediancut`` or ``octree``.
+    """
+    names = [part.strip().lower() for part in text.split(",")]
+    from ..compare import METHODS
+
+    for name in names:
+        if name not in METHODS:
+            raise UsageError(
+                f"--methods {text!r}: unknown method {name!r}; use {', '.join(METHODS)}"
+            )
+    return tuple(m for m in METHODS if m in names)
+
+
+def _files_mode_check(
+    paths: list[str], *, ks: str | None, methods: str | None, plot_colors: Path | None
+) -> None:
+    """Options for quantizing one image do not go with files to score."""
+    given = [
+        flag
+        for flag, value in (("-k", ks), ("--methods", methods), ("--plot-colors", plot_colors))
+        if value is not None
+    ]
+    given += [_ONE_IMAGE_FLAGS[n] for n in given_flags(list(_ONE_IMAGE_FLAGS))]
+    if given:
+        raise UsageError(f"{given[0]} is for one image; it does not go with several files to score")
+    if "-" in paths:
+        raise UsageError("- (stdin) is for one image; give files to score by path")
 
 
 def _records(comparison: Comparison) -> list[dict[str, Any]]:
@@ -162,7 +228,7 @@ def _colors_source(comparison: Comparison) -> CompareRow:
     return comparison.rows[0]  # the first method's smallest k: the clearest picture
 
 
-@app.command()
+@quantize_options(k=None, palette=False)
 def compare(
     files: Annotated[
         list[str] | None,
@@ -189,17 +255,13 @@ def compare(
         typer.Option(
             "--methods",
             metavar="M,M,...",
-            help="Quantizers to compare at each k: kmeans, mediancut, octree (Pillow's median "
-            "cut and fast octree, no dither). Default: kmeans.",
+            help="Quantizers to compare at each k: kmeans (with --engine), minibatch (the "
+            "minibatch engine), mediancut, octree (Pillow's median cut and fast octree, no "
+            "dither). Default: kmeans.",
         ),
     ] = None,
-    target_psnr: TargetPsnr = None,
-    target_ssim: TargetSsim = None,
-    max_delta_e: MaxDeltaE = None,
-    space: Space = _DEFAULT_SPACE,
-    restarts: Restarts = None,
-    seed: Seed = 0,
-    max_iter: MaxIter = DEFAULT_MAX_ITER,
+    *,
+    options: QuantizeOptions,
     strip: Strip = False,
     max_pixels: MaxPixels = None,
     json_out: Json = False,
@@ -227,7 +289,7 @@ def compare(
 
       kmeanscli compare photo.jpg pngquant.png magick.png
     """
-    from ..compare import compare_files, compare_k, make_targets, parse_k_list, parse_methods
+    from ..compare import compare_files, compare_k
 
     paths = list(files or [])
     if sample and paths:
@@ -237,31 +299,12 @@ def compare(
     if json_out and csv_out:
         raise UsageError("give --json or --csv, not both")
     files_mode = len(paths) > 1
-    targets = make_targets(target_psnr, target_ssim, max_delta_e)
+    targets = options.targets
     if files_mode:
-        given = [
-            name
-            for name, value in (
-                ("-k", ks),
-                ("--methods", methods),
-                ("--plot-colors", plot_colors),
-                ("--target-psnr", target_psnr),
-                ("--target-ssim", target_ssim),
-                ("--max-delta-e", max_delta_e),
-                ("--space", None if space == _DEFAULT_SPACE else space),
-                ("--restarts", restarts),
-            )
-            if value is not None
-        ]
-        if given:
-            raise UsageError(
-                f"{given[0]} is for one image; it does not go with several files to score"
-            )
-        if "-" in paths:
-            raise UsageError("- (stdin) is for one image; give files to score by path")
+        _files_mode_check(paths, ks=ks, methods=methods, plot_colors=plot_colors)
     k_values = parse_k_list(ks) if ks is not None else ([] if targets else list(DEFAULT_KS))
     chosen_methods = parse_methods(methods) if methods is not None else ("kmeans",)
-    if targets and "kmeans" not in chosen_methods:
+    if targets and not {"kmeans", "minibatch"} & set(chosen_methods):
         raise UsageError("quality targets choose k for kmeans: add kmeans to --methods")
     inputs = [Path(p) for p in paths if p != "-"]
     for path, option in ((plot, "--plot"), (plot_colors, "--plot-colors")):
@@ -289,16 +332,12 @@ def compare(
             comparison = compare_k(
                 src,
                 k_values,
+                options,
                 methods=chosen_methods,
-                targets=targets,
-                seed=seed,
-                max_iter=max_iter,
                 strip=strip,
                 max_pixels=max_pixels,
                 input_name=name,
                 progress=stages,
-                space=space.value,
-                restarts=restarts,
             )
 
     for note in comparison.warnings:

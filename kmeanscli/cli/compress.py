@@ -10,50 +10,26 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from ..constants import DEFAULT_MAX_ITER, DEFAULT_SPACE
 from ..errors import UsageError
-from .app import app
-from .console import Stages, err_console, progress_enabled, warn
-from .inputs import read_stdin, same_path
+from .console import Stages, err_console, human_bytes, progress_enabled, warn
+from .inputs import check_palette_paths, check_plot_path, read_stdin
 from .options import (
-    Colors,
-    Dither,
-    DitherName,
-    DitherStrength,
     Force,
     Json,
-    KeepColor,
-    MaxDeltaE,
-    MaxIter,
     MaxPixels,
-    PaletteIn,
     PaletteOut,
     Plot,
     Preview,
     Quiet,
-    Restarts,
     Sample,
-    Seed,
     SkipIfLarger,
-    Space,
-    SpaceName,
     Strip,
-    TargetPsnr,
-    TargetSsim,
+    quantize_options,
 )
 
 if TYPE_CHECKING:
     from ..api import CompressReport
-
-_DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n} B"  # pragma: no cover
+    from ..options import QuantizeOptions
 
 
 def render_report(report: CompressReport) -> None:
@@ -66,7 +42,7 @@ def render_report(report: CompressReport) -> None:
     smaller = f"{1 / ratio:.1f}× smaller" if ratio < 1 else f"{ratio:.2f}× larger"
     table.add_row(
         "size",
-        f"{_human(report.bytes_in)} → {_human(report.bytes_out)}  "
+        f"{human_bytes(report.bytes_in)} → {human_bytes(report.bytes_out)}  "
         f"({ratio:.1%} of the input, {smaller})",
     )
     table.add_row("colours", f"{report.unique_colors_in:,} → {report.colors:,}")
@@ -81,7 +57,7 @@ def render_report(report: CompressReport) -> None:
     console.print(table)
 
 
-@app.command()
+@quantize_options()
 def compress(
     input: Annotated[
         str | None,
@@ -101,16 +77,9 @@ def compress(
             "or - for PNG on stdout. Default: IN's folder, <stem>-k<K>.png.",
         ),
     ] = None,
-    colors: Colors = 16,
-    space: Space = _DEFAULT_SPACE,
-    dither: Dither = DitherName.none,
-    dither_strength: DitherStrength = 1.0,
-    palette: PaletteIn = None,
-    keep_color: KeepColor = None,
+    *,
+    options: QuantizeOptions,
     palette_out: PaletteOut = None,
-    restarts: Restarts = None,
-    seed: Seed = 0,
-    max_iter: MaxIter = DEFAULT_MAX_ITER,
     force: Force = False,
     strip: Strip = False,
     max_pixels: MaxPixels = None,
@@ -119,11 +88,7 @@ def compress(
     preview: Preview = False,
     plot: Plot = None,
     sample: Sample = False,
-    target_psnr: TargetPsnr = None,
-    target_ssim: TargetSsim = None,
-    max_delta_e: MaxDeltaE = None,
     skip_if_larger: SkipIfLarger = False,
-    ctx: typer.Context = None,  # type: ignore[assignment]  # Typer fills it in
 ) -> None:
     """Reduce an image to k colours and write it as a small palette image.
 
@@ -142,25 +107,18 @@ def compress(
       kmeanscli compress photo.jpg --target-psnr 35 --skip-if-larger
     """
     from ..api import compress_file, default_output, sample_image
-    from ..core import palette_io
-    from ..core.search import make_targets
-    from ..imageio import FORMATS, format_for
+    from ..imageio import format_for
 
     if sample and input is not None:
         raise UsageError("give either IN or --sample, not both")
     if not sample and input is None:
         raise UsageError("missing IN: give an image path, - for stdin, or --sample")
-    targets = make_targets(target_psnr, target_ssim, max_delta_e)
-    if targets and ctx is not None:
-        source = ctx.get_parameter_source("colors")
-        if source is not None and source.name == "COMMANDLINE":
-            raise UsageError("give -k or a quality target (--target-*, --max-delta-e), not both")
-
+    targets = options.targets
     src: str | Path | bytes
     if sample:
         src_path = sample_image()
         src, name = src_path, src_path.name
-        out = output if output is not None else str(default_output(src_path.name, colors))
+        out = output if output is not None else str(default_output(src_path.name, options.colors))
         if output is None and targets:
             out = None  # named after the chosen k, in the current folder
     elif input == "-":
@@ -178,29 +136,15 @@ def compress(
         raise UsageError(
             "refusing to write image data to a terminal; redirect stdout or give -o FILE"
         )
-    if palette is not None:
-        source = ctx.get_parameter_source("colors") if ctx is not None else None
-        if getattr(source, "name", None) == "COMMANDLINE":
-            raise UsageError(
-                "--palette and -k/--colors do not go together: the palette gives the colours"
-            )
-        if keep_color:
-            raise UsageError("--palette and --keep-color do not go together")
-        palette_io.format_of(palette, images=tuple(FORMATS))
-    if palette_out is not None:
-        palette_io.format_of(palette_out)
-        if plot is not None and same_path(plot, palette_out):
-            raise UsageError("--plot and --palette-out need different files")
-    if dither_strength != 1.0 and dither != DitherName.fs:
-        raise UsageError("--dither-strength needs --dither fs")
+    check_palette_paths(options, palette_out, plot)
     if plot is not None:
         src_file = src if isinstance(src, Path) else None
         out_file: Path | None = None
         if out is not None and not to_stdout:
             out_file = Path(out)
         elif out is None and src_file is not None and not targets:
-            out_file = default_output(src_file, colors)
-        _check_plot_path(plot, src_file, out_file, force=force)
+            out_file = default_output(src_file, options.colors)
+        check_plot_path(plot, src_file, out_file, force=force)
     if out is not None and not to_stdout:
         format_for(out)  # an unknown extension is a usage error before any work
 
@@ -208,23 +152,14 @@ def compress(
         report = compress_file(
             src,
             sys.stdout.buffer if to_stdout else out,
-            colors,
-            seed=seed,
-            max_iter=max_iter,
+            options,
             force=force,
             strip=strip,
             max_pixels=max_pixels,
             format="PNG" if to_stdout else None,
             input_name=name,
-            space=space.value,
-            dither=dither.value,
-            dither_strength=dither_strength,
-            keep_colors=keep_color or None,
-            palette=palette,
             palette_out=palette_out,
-            restarts=restarts,
             progress=stages,
-            targets=targets,
             skip_if_larger=skip_if_larger,
             default_dir="." if sample else None,
         )
@@ -237,7 +172,7 @@ def compress(
     if not quiet:
         render_report(report)
         if report.search is not None:
-            goals = " and ".join(t.describe() for t in targets)
+            goals = " and ".join(t.describe() for t in options.targets)
             err_console().print(
                 f"k={report.k}: the smallest k with {goals}", markup=False, highlight=False
             )
@@ -258,20 +193,3 @@ def compress(
                     "no display for --preview; skipped (use --plot FILE to save the figure)",
                     quiet=quiet,
                 )
-
-
-def _check_plot_path(plot: Path, src: Path | None, out: Path | None, *, force: bool) -> None:
-    """Refuse a --plot file that is the input or the output, or exists without --force."""
-    from ..errors import OutputError
-
-    if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise UsageError(f"{plot}: --plot writes .png, .svg or .pdf files")
-    folder = plot.parent if str(plot.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{plot}: folder {folder} does not exist")
-    if src is not None and same_path(plot, src):
-        raise OutputError(f"{plot}: --plot is the input file; refusing to overwrite it")
-    if out is not None and same_path(plot, out):
-        raise UsageError(f"{plot}: --plot and the output are the same file")
-    if plot.exists() and not force:
-        raise OutputError(f"{plot}: already exists (use --force to overwrite)")

@@ -10,7 +10,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.status import Status
 
-__all__ = ["Stages", "err_console", "error", "out_console", "warn"]
+__all__ = ["Stages", "err_console", "error", "human_bytes", "out_console", "warn"]
 
 _STAGE_TEXT = {
     "decode": "Decoding",
@@ -109,3 +109,12 @@ class Stages:
             if self._status is not None:
                 self._status.stop()
                 self._status = None
+
+
+def human_bytes(n: float) -> str:
+    """A size for people: ``950 B``, ``62.5 kB``, ``1.2 MB``."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover

@@ -1,23 +1,60 @@
-"""Option definitions shared by the commands (one place, so flags read the same everywhere)."""
+"""Option definitions shared by the commands (one place, so flags read the same everywhere).
+
+The options that decide how an image is quantized form one group, added to a command by
+:func:`quantize_options`: the command receives one :class:`kmeanscli.QuantizeOptions`, built
+once here from the flags that were given (a flag left out takes the library's one default).
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 
-Colors = Annotated[
-    int,
-    typer.Option(
-        "-k",
-        "--colors",
-        min=2,
-        max=256,
-        help="Number of colours in the output, 2 to 256.",
-    ),
-]
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_ITER
+from ..errors import UsageError
+
+FLAGS: dict[str, str] = {
+    "k": "-k/--colors",
+    "engine": "--engine",
+    "space": "--space",
+    "seed": "--seed",
+    "max_iter": "--max-iter",
+    "restarts": "--restarts",
+    "batch_size": "--batch-size",
+    "dither": "--dither",
+    "dither_strength": "--dither-strength",
+    "palette": "--palette",
+    "keep_colors": "--keep-color",
+    "targets": "a quality target (--target-psnr, --target-ssim, --max-delta-e)",
+    "format": "--format",
+    "shared_palette": "--shared-palette",
+}
+"""How the CLI names the fields of the library's options (for its error messages)."""
+
+
+def _colors_option(default_k: int, minimum: int = 2) -> Any:
+    return Annotated[
+        int | None,
+        typer.Option(
+            "-k",
+            "--colors",
+            min=minimum,
+            max=256,
+            show_default=False,
+            help=f"Number of colours in the output (palette entries), {minimum} to 256. "
+            f"Default: {default_k}.",
+        ),
+    ]
+
+
+Colors = _colors_option(DEFAULT_K)
 Seed = Annotated[
     int,
     typer.Option(
@@ -37,9 +74,13 @@ MaxIter = Annotated[
     ),
 ]
 BatchSize = Annotated[
-    int,
+    int | None,
     typer.Option(
-        "--batch-size", min=16, help="MiniBatchKMeans mini-batch size of --shared-palette."
+        "--batch-size",
+        min=16,
+        show_default=False,
+        help="Mini-batch size of the minibatch engine (only with --engine minibatch). "
+        f"Default: {DEFAULT_BATCH_SIZE}.",
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
@@ -91,6 +132,13 @@ class SpaceName(str, Enum):
     lab = "lab"
 
 
+class EngineName(str, Enum):
+    """k-means engines for ``--engine``."""
+
+    lloyd = "lloyd"
+    minibatch = "minibatch"
+
+
 class DitherName(str, Enum):
     """Dithering methods for ``--dither``."""
 
@@ -105,6 +153,15 @@ Space = Annotated[
         case_sensitive=False,
         help="Colour space k-means clusters in and where 'nearest colour' is measured: rgb "
         "(best PSNR), oklab or lab (perceptual; lab gives the lowest CIEDE2000 error).",
+    ),
+]
+Engine = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        case_sensitive=False,
+        help="k-means engine: lloyd (exact weighted Lloyd on the colour histogram, coarse "
+        "to fine) or minibatch (scikit-learn's MiniBatchKMeans on the weighted histogram).",
     ),
 ]
 Dither = Annotated[
@@ -215,3 +272,138 @@ SkipIfLarger = Annotated[
         "then exits with status 98; batch reports the file as skipped).",
     ),
 ]
+
+
+def _targets(psnr: float | None, ssim: float | None, delta_e: float | None) -> tuple:
+    """The quality targets given, checked (naming the flag of a bad one)."""
+    from ..core.search import Target
+
+    out = []
+    for metric, flag, value in (
+        ("psnr", "--target-psnr", psnr),
+        ("ssim", "--target-ssim", ssim),
+        ("delta_e", "--max-delta-e", delta_e),
+    ):
+        if value is not None:
+            try:
+                out.append(Target(metric, float(value)))
+            except ValueError as exc:
+                raise UsageError(f"{flag} {value}: {str(exc).rstrip('.')}") from None
+    return tuple(out)
+
+
+# The group: CLI parameter -> (annotation, Typer default, the QuantizeOptions field it sets).
+_GROUP: dict[str, tuple[Any, Any, str]] = {
+    "colors": (Colors, None, "k"),
+    "engine": (Engine, EngineName.lloyd, "engine"),
+    "space": (Space, SpaceName.rgb, "space"),
+    "dither": (Dither, DitherName.none, "dither"),
+    "dither_strength": (DitherStrength, 1.0, "dither_strength"),
+    "palette": (PaletteIn, None, "palette"),
+    "keep_color": (KeepColor, None, "keep_colors"),
+    "restarts": (Restarts, None, "restarts"),
+    "seed": (Seed, 0, "seed"),
+    "max_iter": (MaxIter, DEFAULT_MAX_ITER, "max_iter"),
+    "batch_size": (BatchSize, None, "batch_size"),
+    "target_psnr": (TargetPsnr, None, "targets"),
+    "target_ssim": (TargetSsim, None, "targets"),
+    "max_delta_e": (MaxDeltaE, None, "targets"),
+}
+_TARGET_FLAGS = ("target_psnr", "target_ssim", "max_delta_e")
+
+
+def given_flags(names: list[str]) -> list[str]:
+    """Which of these parameters of the running command were given on the command line."""
+    ctx = click.get_current_context()
+    given = []
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given.append(name)
+    return given
+
+
+def build_options(values: dict[str, Any]) -> Any:
+    """One :class:`kmeanscli.QuantizeOptions` from the group's values: only the flags given
+    are passed, so every other field keeps the library's default."""
+    from ..options import QuantizeOptions
+
+    given = set(given_flags(list(values)))
+    fields: dict[str, Any] = {}
+    for name, value in values.items():
+        field = _GROUP[name][2]
+        if name in given and field != "targets":
+            fields[field] = value.value if isinstance(value, Enum) else value
+    if "palette" in fields:
+        fields["palette"] = str(fields["palette"])
+    targets = _targets(*(values.get(n) for n in _TARGET_FLAGS))
+    if targets:
+        fields["targets"] = targets
+    return QuantizeOptions(**fields)
+
+
+def quantize_options(
+    *, k: int | None = DEFAULT_K, palette: bool = True, dither: bool = True, targets: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the quantization options to a command; it gets ``options: QuantizeOptions``.
+
+    ``k`` is the default shown for ``-k`` (None: the command has its own ``-k``);
+    ``palette``, ``dither`` and ``targets`` say whether those flags apply to the command.
+    """
+    names = [
+        n
+        for n in _GROUP
+        if not (n == "colors" and k is None)
+        and not (n == "palette" and not palette)
+        and not (n in ("dither", "dither_strength") and not dither)
+        and not (n in _TARGET_FLAGS and not targets)
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command)
+        own = [
+            p.replace(annotation=_evaluate(p.annotation, command))
+            for p in signature.parameters.values()
+            if p.name != "options"
+        ]
+        group = []
+        for name in names:
+            annotation, default, _field = _GROUP[name]
+            if name == "colors" and k != DEFAULT_K:
+                annotation = _colors_option(k, minimum=1)
+            group.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+                )
+            )
+        # the command's own arguments first, then the group, then its other options
+        arguments = [p for p in own if p.default is inspect.Parameter.empty or _is_argument(p)]
+        rest = [p for p in own if p not in arguments]
+        params = [
+            *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in arguments),
+            *group,
+            *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in rest),
+        ]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            return command(**kwargs, options=build_options(values))
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
+def _evaluate(annotation: Any, command: Callable[..., Any]) -> Any:
+    """A string annotation (``from __future__ import annotations``) as its object."""
+    if isinstance(annotation, str):
+        return eval(annotation, command.__globals__)
+    return annotation
+
+
+def _is_argument(param: inspect.Parameter) -> bool:
+    metadata = getattr(param.annotation, "__metadata__", ())
+    return any(isinstance(m, typer.models.ArgumentInfo) for m in metadata)

@@ -12,29 +12,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..constants import DEFAULT_SPACE
+from ..constants import DEFAULT_DOMINANT_K
 from ..errors import OutputError, UsageError
-from .app import app
-from .compress import _check_plot_path
 from .console import Stages, out_console, progress_enabled
-from .inputs import read_stdin, same_path
-from .options import (
-    Force,
-    Json,
-    MaxPixels,
-    PaletteOut,
-    Plot,
-    Quiet,
-    Restarts,
-    Seed,
-    Space,
-    SpaceName,
-)
+from .inputs import check_plot_path, read_stdin, same_path
+from .options import Force, Json, MaxPixels, PaletteOut, Plot, Quiet, quantize_options
 
 if TYPE_CHECKING:
     from ..api import PaletteReport
-
-_DEFAULT_SPACE = SpaceName(DEFAULT_SPACE)
+    from ..options import QuantizeOptions
 
 
 def render_palette(report: PaletteReport, console: Console) -> None:
@@ -60,19 +46,14 @@ def render_palette(report: PaletteReport, console: Console) -> None:
     console.print(table)
 
 
-@app.command()
+@quantize_options(k=DEFAULT_DOMINANT_K, palette=False, dither=False, targets=False)
 def palette(
     input: Annotated[
         str,
         typer.Argument(metavar="IN", help="Image to read, or - for stdin."),
     ],
-    colors: Annotated[
-        int,
-        typer.Option("-k", "--colors", min=1, max=256, help="How many colours, 1 to 256."),
-    ] = 6,
-    space: Space = _DEFAULT_SPACE,
-    restarts: Restarts = None,
-    seed: Seed = 0,
+    *,
+    options: QuantizeOptions,
     json_out: Json = False,
     plot: Plot = None,
     palette_out: PaletteOut = None,
@@ -90,12 +71,12 @@ def palette(
 
       kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out colours.gpl
     """
-    from ..api import dominant_colors
+    from ..api import dominant_colors, palette_bytes
     from ..core import palette_io
     from ..imageio import atomic_write
 
     if plot is not None:
-        _check_plot_path(plot, None if input == "-" else Path(input), None, force=force)
+        check_plot_path(plot, None if input == "-" else Path(input), None, force=force)
     if palette_out is not None:
         palette_io.format_of(palette_out)
         if palette_out.is_dir():
@@ -109,28 +90,10 @@ def palette(
     src: str | Path | bytes = read_stdin() if input == "-" else Path(input)
     with Stages(progress_enabled(quiet)) as stages:
         report = dominant_colors(
-            src,
-            colors,
-            seed=seed,
-            space=space.value,
-            max_pixels=max_pixels,
-            input_name=input,
-            restarts=restarts,
-            progress=stages,
+            src, options, max_pixels=max_pixels, input_name=input, progress=stages
         )
     if palette_out is not None:
-        if palette_io.format_of(palette_out) == "png":
-            import io
-
-            from PIL import Image
-
-            buf = io.BytesIO()
-            Image.fromarray(palette_io.swatch_strip(report.colors)).save(buf, "PNG")
-            data = buf.getvalue()
-        else:
-            data = palette_io.dumps(
-                report.colors, palette_io.format_of(palette_out), counts=report.pixels
-            )
+        data = palette_bytes(palette_out, report.colors, report.pixels)
         with atomic_write(palette_out) as fh:
             fh.write(data)
     if json_out:

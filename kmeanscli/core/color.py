@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..constants import SPACES
+
 __all__ = [
     "SPACES",
     "Space",
@@ -35,7 +37,6 @@ __all__ = [
 ]
 
 Space = Literal["rgb", "oklab", "lab"]
-SPACES: tuple[str, ...] = ("rgb", "oklab", "lab")
 """The colour spaces k-means can cluster in."""
 
 # Björn Ottosson's OKLab matrices (linear sRGB -> LMS, LMS^(1/3) -> Lab) and their inverses.

@@ -40,19 +40,12 @@ import dataclasses
 
 import numpy as np
 
+from ..constants import DITHERS
+from .histogram import SORT_MIN_PIXELS, distinct_codes, pack_rgb, unpack_rgb
 from .metrics import mse as _mse
-from .quantize import (
-    _BINCOUNT_MIN_PIXELS,
-    QuantizeResult,
-    _pack_rgb,
-    _sorted_counts,
-    _unpack_rgb,
-)
+from .quantize import QuantizeResult
 
 __all__ = ["DITHERS", "floyd_steinberg"]
-
-DITHERS: tuple[str, ...] = ("none", "fs")
-"""Dithering methods: none, or Floyd–Steinberg."""
 
 
 def _project_to_pairs(points: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -76,17 +69,17 @@ def _gamut_moves(flat: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.
     colour."""
     from scipy.spatial import Delaunay, QhullError
 
-    codes = _pack_rgb(flat)
-    uniq = _sorted_counts(codes)[0] if len(codes) >= _BINCOUNT_MIN_PIXELS else np.unique(codes)
+    codes = pack_rgb(flat)
+    uniq = distinct_codes(codes)[0] if len(codes) >= SORT_MIN_PIXELS else np.unique(codes)
     try:
         hull = Delaunay(palette.astype(np.float64), qhull_options="QJ")
-        outside = hull.find_simplex(_unpack_rgb(uniq).astype(np.float64)) < 0
+        outside = hull.find_simplex(unpack_rgb(uniq).astype(np.float64)) < 0
     except (QhullError, ValueError):  # fewer than 4 colours: no volume, everything is outside
         outside = np.ones(len(uniq), dtype=bool)
     if not outside.any():
         return None
     out_codes = uniq[outside]
-    projected = _project_to_pairs(_unpack_rgb(out_codes).astype(np.float64), palette)
+    projected = _project_to_pairs(unpack_rgb(out_codes).astype(np.float64), palette)
     # 1 + the row of each outside colour in `projected`, 0 for colours inside
     lut = np.zeros(1 << 24, dtype=np.uint32)
     lut[out_codes] = np.arange(1, len(out_codes) + 1, dtype=np.uint32)

@@ -1,14 +1,14 @@
 """One palette for many images, fitted on their colour histograms.
 
 Used by ``kmeanscli batch --shared-palette`` to give sprite sheets, frames or a whole asset
-folder the same colours. Pure numpy in, numpy out (scikit-learn is imported only to fit).
+folder the same colours. Pure numpy in, numpy out.
 
 1. :func:`color_histogram` turns one image into its distinct visible colours (RGB) and
    their pixel counts, optionally reduced to a weighted sample of at most ``max_colors``.
 2. :func:`merge_histograms` sums such histograms (each colour weighted by its pixel count,
    so big images weigh more) and :func:`sample_histogram` keeps large ones small.
-3. :func:`fit_palette` fits ``MiniBatchKMeans`` on them, refines the centres with exact
-   weighted Lloyd iterations and rounds them to ``k`` distinct 8-bit colours.
+3. :func:`fit_palette` fits them exactly as :func:`kmeanscli.quantize` fits one image's
+   histogram (the same engines and options) and orders the palette as ``quantize`` does.
 
 Mapping an image onto the result is :func:`kmeanscli.core.remap.map_to_palette` (what
 ``compress_file(..., palette=...)`` does).
@@ -17,10 +17,13 @@ Mapping an image onto the result is :func:`kmeanscli.core.remap.map_to_palette` 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
-from .quantize import MAX_COLORS, histogram, nearest
+from ..constants import MAX_COLORS
+from .histogram import histogram, pack_rgb, unpack_rgb
+from .quantize import auto_restarts, fit_colors, palette_order
 
 __all__ = ["color_histogram", "fit_palette", "merge_histograms", "sample_histogram"]
 
@@ -99,56 +102,11 @@ def merge_histograms(histograms: Iterable[Histogram]) -> Histogram:
     parts = [(c, w) for c, w in parts if len(c)]
     if not parts:
         return np.zeros((0, 3), dtype=np.uint8), np.zeros(0, dtype=np.float64)
-    colors = np.concatenate([c for c, _ in parts]).astype(np.uint32)
+    codes = pack_rgb(np.concatenate([c for c, _ in parts]))
     weights = np.concatenate([w.astype(np.float64) for _, w in parts])
-    codes = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
     uniq, inverse = np.unique(codes, return_inverse=True)
     merged = np.bincount(inverse.ravel(), weights=weights, minlength=len(uniq))
-    out = np.empty((len(uniq), 3), dtype=np.uint8)
-    out[:, 0], out[:, 1], out[:, 2] = uniq >> 16, (uniq >> 8) & 0xFF, uniq & 0xFF
-    return out, merged
-
-
-def _order(palette: np.ndarray) -> np.ndarray:
-    """By luma, then colour."""
-    p = palette.astype(np.int64)
-    luma = 299 * p[:, 0] + 587 * p[:, 1] + 114 * p[:, 2]
-    code = (p[:, 0] << 16) | (p[:, 1] << 8) | p[:, 2]
-    return np.lexsort((code, luma))
-
-
-def _refine(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, iters: int) -> np.ndarray:
-    centers = centers.astype(np.float32, copy=True)
-    k = len(centers)
-    previous = None
-    for _ in range(iters):
-        labels, _ = nearest(points, centers)
-        if previous is not None and np.array_equal(labels, previous):
-            break
-        totals = np.bincount(labels, weights=weights, minlength=k)
-        used = totals > 0
-        for j in range(points.shape[1]):
-            sums = np.bincount(labels, weights=weights * points[:, j], minlength=k)
-            centers[used, j] = (sums[used] / totals[used]).astype(np.float32)
-        previous = labels
-    return centers
-
-
-def _distinct_k(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, k: int) -> np.ndarray:
-    """Round centres to ``k`` distinct used 8-bit colours (worst-served colours fill gaps)."""
-    palette = np.unique(np.clip(np.rint(centers), 0, 255).astype(np.uint8), axis=0)
-    while True:
-        labels, sqdist = nearest(points, palette)
-        used = np.bincount(labels, minlength=len(palette)) > 0
-        if len(palette) == k and used.all():
-            return palette
-        palette = palette[used]
-        cost = sqdist * weights
-        order = np.argsort(-cost, kind="stable")[: k - len(palette)]
-        order = order[cost[order] > 0]
-        if len(order) == 0:
-            return palette
-        palette = np.concatenate([palette, points[order].astype(np.uint8)])
+    return unpack_rgb(uniq), merged
 
 
 def fit_palette(
@@ -156,10 +114,9 @@ def fit_palette(
     k: int,
     *,
     seed: int = 0,
-    max_iter: int = 100,
-    batch_size: int = 4096,
-    refine_iter: int = 30,
+    restarts: int | None = None,
     max_colors: int = DEFAULT_MAX_COLORS,
+    **fit: Any,
 ) -> np.ndarray:
     """One palette of ``k`` colours for several images, from their colour histograms.
 
@@ -170,12 +127,14 @@ def fit_palette(
         count, so every pixel of every image counts the same.
     k : int
         Number of colours, 1 to 256 (255 are usable when an image has transparent pixels).
-    seed, max_iter, batch_size
-        ``MiniBatchKMeans`` settings; the same histograms and seed give the same palette.
-    refine_iter : int, optional
-        Exact weighted Lloyd iterations after the fit (0 to skip).
+    seed, restarts
+        As for :func:`kmeanscli.quantize`; the same histograms and seed give the same palette.
     max_colors : int, optional
         A merged histogram with more distinct colours is reduced to a weighted sample first.
+    **fit
+        ``engine``, ``space``, ``max_iter``, ``refine_iter``, ``batch_size`` and ``keep``,
+        as for :func:`kmeanscli.quantize`: the shared palette is the same fit
+        (:func:`kmeanscli.core.quantize.fit_colors`) on the merged histogram.
 
     Returns
     -------
@@ -193,25 +152,6 @@ def fit_palette(
     if len(colors) == 0:
         raise ValueError("the images hold no visible colour to fit a palette on.")
     colors, weights = sample_histogram(colors, weights, max_colors, seed=seed)
-    if len(colors) <= k:
-        palette = colors
-    else:
-        from sklearn.cluster import MiniBatchKMeans  # heavy import, only when fitting
-
-        points = colors.astype(np.float32)
-        model = MiniBatchKMeans(
-            n_clusters=int(k),
-            init="k-means++",
-            n_init=1,
-            max_iter=max_iter,
-            batch_size=batch_size,
-            random_state=int(seed),
-            compute_labels=False,
-            init_size=min(len(points), max(3 * batch_size, 3 * int(k))),
-        )
-        model.fit(points, sample_weight=weights)
-        centers = model.cluster_centers_.astype(np.float32)
-        if refine_iter > 0:
-            centers = _refine(points, weights, centers, refine_iter)
-        palette = _distinct_k(points, weights, centers, int(k))
-    return np.ascontiguousarray(palette[_order(palette)])
+    restarts = auto_restarts(k) if restarts is None else restarts
+    palette = fit_colors(colors, weights, int(k), seed=seed, restarts=restarts, **fit).palette
+    return np.ascontiguousarray(palette[palette_order(palette)])

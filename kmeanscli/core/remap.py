@@ -1,16 +1,15 @@
-"""Mapping an image onto a palette given in advance (``--palette FILE``): no k-means.
-
-(The batch command's ``kmeanscli.core.palette.remap`` does the same job for RGB; this one
-also measures distance in a perceptual space. They are meant to be merged.)
-"""
+"""Mapping an image onto a palette given in advance (``--palette FILE``, a batch's shared
+palette): no k-means, every colour to its nearest palette colour (:func:`.kmeans.nearest`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .color import SPACES
+from ..constants import MAX_COLORS, SPACES
+from .histogram import histogram, space_values
+from .kmeans import nearest
 from .metrics import mse as _mse
-from .quantize import MAX_COLORS, QuantizeResult, histogram, nearest, nearest_in_space
+from .quantize import QuantizeResult
 
 __all__ = ["map_to_palette"]
 
@@ -78,11 +77,7 @@ def map_to_palette(
         if space == "rgb":
             labels, _ = nearest(hist.colors, palette)
         else:
-            from .quantize import _space_values
-
-            labels, _ = nearest_in_space(
-                _space_values(hist.colors, space), _space_values(palette, space)
-            )
+            labels, _ = nearest(space_values(hist.colors, space), space_values(palette, space))
         mapped = hist.spread((labels + offset).astype(np.uint8))
         if visible is None:
             indices = mapped

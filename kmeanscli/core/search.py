@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import TargetNotMetError, UsageError
+from ..constants import MAX_COLORS
+from ..errors import TargetNotMetError
 from .metrics import delta_e, ssim
-from .quantize import MAX_COLORS, QuantizeResult, quantize
+from .quantize import QuantizeResult, quantize
 
-__all__ = ["METRICS", "Quantizer", "SearchResult", "Target", "make_targets", "search_k"]
+__all__ = ["METRICS", "Quantizer", "SearchResult", "Target", "search_k"]
 
 METRICS = ("psnr", "ssim", "delta_e")
 """The metrics a target can be set on."""
@@ -77,30 +78,6 @@ class Target:
         if self.metric == "psnr":
             return "lossless" if math.isinf(score) else f"PSNR {score:.2f} dB"
         return f"SSIM {score:.4f}" if self.metric == "ssim" else f"ΔE {score:.3f}"
-
-
-def make_targets(
-    psnr: float | None = None, ssim: float | None = None, delta_e: float | None = None
-) -> tuple[Target, ...]:
-    """The quality targets given (none, one or several), checked.
-
-    Raises
-    ------
-    UsageError
-        For a value no image can reach or that every image reaches, naming the CLI flag.
-    """
-    out = []
-    for metric, flag, value in (
-        ("psnr", "--target-psnr", psnr),
-        ("ssim", "--target-ssim", ssim),
-        ("delta_e", "--max-delta-e", delta_e),
-    ):
-        if value is not None:
-            try:
-                out.append(Target(metric, float(value)))
-            except ValueError as exc:
-                raise UsageError(f"{flag} {value}: {str(exc).rstrip('.')}") from None
-    return tuple(out)
 
 
 def measure(metric: str, original: np.ndarray, result: QuantizeResult) -> float:

@@ -1,0 +1,242 @@
+"""Where a batch's per-file tasks run: a local process pool or a Dask cluster."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..errors import KmeansCliError
+from .model import describe_error
+from .tasks import init_worker
+
+__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "WorkerDied", "make_executor"]
+
+
+Outcome = tuple[Any, Any, BaseException | None]  # (item, result, exception)
+
+
+class Executor:
+    """Runs one function over many items somewhere and yields the outcomes as they finish.
+
+    Subclasses implement :meth:`map_unordered`, :meth:`terminate` and :meth:`close`. Use as
+    a context manager.
+    """
+
+    description = "executor"
+
+    def map_unordered(
+        self, fn: Callable[..., Any], items: Sequence[Any], *args: Any
+    ) -> Iterator[Outcome]:
+        """Yield ``(item, fn(item, *args), None)`` or ``(item, None, exception)``."""
+        raise NotImplementedError
+
+    def terminate(self) -> None:
+        """Stop all work now (running tasks included); no partial output is left."""
+
+    def close(self) -> None:
+        """Release the workers."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.terminate()
+        self.close()
+
+
+class WorkerDied(KmeansCliError):
+    """The worker process running a file died (killed, e.g. for lack of memory)."""
+
+
+def _stop_processes(procs: list[Any], grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after ``grace`` seconds."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()  # e.g. blocked on a lock a dead worker held
+            p.join(1.0)
+
+
+def _processes_of(pool: Any) -> list[Any]:
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+class ProcessExecutor(Executor):
+    """A local pool of ``jobs`` worker processes.
+
+    Each worker imports numpy and Pillow once and limits its BLAS threads (threadpoolctl)
+    to ``threads`` (default: cores // jobs, at least 1), so the workers don't oversubscribe
+    the cores (the k-means steps take their thread count from that limit). Workers do not
+    import scikit-learn (1.2-1.8 s) unless they fit a ``--shared-palette``. When a worker
+    dies (e.g. killed for lack of memory), a new pool takes over;
+    the files that were in hand are retried one at a time, so only the file that kills its
+    worker fails (with :class:`WorkerDied`).
+    """
+
+    def __init__(self, jobs: int | None = None, *, threads: int | None = None) -> None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        self.jobs = max(1, jobs or cores)
+        self.threads = threads or max(1, cores // self.jobs)
+        self.description = f"{self.jobs} local worker process{'es' if self.jobs > 1 else ''}"
+        self._pool: Any = None
+        self._running: dict[Any, Any] = {}
+
+    def _new_pool(self) -> Any:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = mp.get_all_start_methods()
+        if "forkserver" in methods:
+            ctx = mp.get_context("forkserver")  # no fork of this (threaded) process
+            # Heavy imports happen once, in the fork server; every worker starts with them
+            # (and the caller's __main__ is not re-imported).
+            ctx.set_forkserver_preload(["kmeanscli.batch", "kmeanscli.api", "PIL.Image"])
+        else:
+            ctx = mp.get_context("spawn")
+        return ProcessPoolExecutor(
+            max_workers=self.jobs,
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(self.threads,),
+        )
+
+    def map_unordered(
+        self, fn: Callable[..., Any], items: Sequence[Any], *args: Any
+    ) -> Iterator[Outcome]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        pending = deque(items)
+        suspects: deque[Any] = deque()  # in hand when a worker died: retried one at a time
+        window = 2 * self.jobs
+        while pending or suspects or self._running:
+            if self._pool is None:
+                self._pool = self._new_pool()
+            alone = bool(suspects)
+            if alone:
+                if not self._running:
+                    item = suspects.popleft()
+                    self._running[self._pool.submit(fn, item, *args)] = item
+            else:
+                while pending and len(self._running) < window:
+                    item = pending.popleft()
+                    self._running[self._pool.submit(fn, item, *args)] = item
+            done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
+            hit: list[Any] = []
+            for fut in done:
+                item = self._running.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    hit.append(item)
+                except Exception as exc:
+                    yield item, None, exc
+                else:
+                    yield item, result, None
+            if hit:
+                hit.extend(self._running.values())
+                self._running.clear()
+                broken, self._pool = self._pool, None
+                procs = _processes_of(broken)
+                broken.shutdown(wait=False, cancel_futures=True)
+                _stop_processes(procs)  # its queues may be dirty: no survivor waits on them
+                if alone:  # it ran alone: this one killed its worker
+                    for item in hit:
+                        yield item, None, WorkerDied("its worker process died (out of memory?)")
+                else:
+                    suspects.extend(hit)
+
+    def in_flight(self) -> list[Any]:
+        """Items submitted and not yet returned."""
+        return list(self._running.values())
+
+    def terminate(self) -> None:
+        pool, self._pool = self._pool, None
+        self._running.clear()
+        if pool is None:
+            return
+        procs = _processes_of(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary file
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+class DaskExecutor(Executor):
+    """The same per-file tasks on an existing Dask distributed cluster.
+
+    ``address`` is the scheduler's (``tcp://host:8786``). The workers must have kmeanscli
+    installed and see the input and output paths as this machine does (a shared file
+    system). Dask is imported only here: ``pip install 'kmeanscli[dask]'``.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 10.0) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise KmeansCliError(
+                "--scheduler needs Dask distributed, which is not installed: "
+                "pip install 'kmeanscli[dask]'"
+            ) from None
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # no log lines on stderr
+        try:
+            self._client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise KmeansCliError(
+                f"cannot connect to the Dask scheduler at {address}: {describe_error(exc)}"
+            ) from exc
+        n = len(self._client.scheduler_info().get("workers", {}))
+        self.description = f"Dask cluster at {address} ({n} worker{'s' if n != 1 else ''})"
+        self._futures: dict[Any, Any] = {}
+
+    def map_unordered(
+        self, fn: Callable[..., Any], items: Sequence[Any], *args: Any
+    ) -> Iterator[Outcome]:
+        from distributed import as_completed
+
+        if not items:
+            return
+        self._futures = {self._client.submit(fn, item, *args, pure=False): item for item in items}
+        for fut in as_completed(list(self._futures), loop=self._client.loop):
+            item = self._futures.pop(fut)
+            try:
+                result = fut.result()
+            except Exception as exc:
+                yield item, None, exc
+            else:
+                yield item, result, None
+
+    def in_flight(self) -> list[Any]:
+        """Items submitted and not yet returned."""
+        return list(self._futures.values())
+
+    def terminate(self) -> None:
+        futures, self._futures = list(self._futures), {}
+        if futures:
+            self._client.cancel(futures)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_executor(jobs: int | None = None, scheduler: str | None = None) -> Executor:
+    """A :class:`DaskExecutor` when ``scheduler`` is given, else a :class:`ProcessExecutor`."""
+    if scheduler:
+        return DaskExecutor(scheduler)
+    return ProcessExecutor(jobs)
