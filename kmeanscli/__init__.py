@@ -68,7 +68,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.metrics import delta_e, mse, psnr, ssim
     from .core.quantize import QuantizeResult, quantize
     from .core.remap import map_to_palette
-    from .options import OptionsError, QuantizeOptions
     from .core.search import SearchResult, Target, search_k
     from .errors import (
         InputError,
@@ -78,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TargetNotMetError,
         UsageError,
     )
+    from .options import OptionsError, QuantizeOptions
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,7 @@ import pytest
 from conftest import photo, save
 from PIL import Image
 
+from kmeanscli import QuantizeOptions
 from kmeanscli.batch import (
     BatchOptions,
     FileResult,
@@ -22,7 +23,8 @@ from kmeanscli.batch import (
     run_batch,
 )
 from kmeanscli.core.palette import color_histogram, fit_palette, merge_histograms
-from kmeanscli.errors import InputError, OutputError, UsageError
+from kmeanscli.errors import InputError, OutputError
+from kmeanscli.options import OptionsError
 
 
 def colours_of(path: Path) -> set[tuple[int, ...]]:
@@ -100,7 +102,7 @@ def _pairs(p) -> list[tuple[str, str]]:
 
 def test_plan_mirrors_the_tree_and_keeps_only_images(tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    p = plan([tree], out, BatchOptions(k=8), recursive=True)
+    p = plan([tree], out, BatchOptions(QuantizeOptions(k=8)), recursive=True)
     assert _pairs(p) == sorted(
         [
             (str(tree / "a.png"), str(out / "a-k8.png")),
@@ -130,7 +132,7 @@ def test_plan_of_a_file_list_mirrors_from_their_common_folder(tree: Path, tmp_pa
 
     files = read_path_list(io.StringIO(text))
     assert files == [str(tree / "sub" / "c.png"), str(tree / "sub" / "deep" / "d.webp")]
-    p = plan(files, tmp_path / "o", BatchOptions(k=4, format="gif"))
+    p = plan(files, tmp_path / "o", BatchOptions(QuantizeOptions(k=4), format="gif"))
     assert _pairs(p) == [
         (files[0], str(tmp_path / "o" / "c-k4.gif")),
         (files[1], str(tmp_path / "o" / "deep" / "d-k4.gif")),
@@ -184,8 +186,26 @@ def test_plan_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="not a folder"):
         plan([tmp_path / "a.png"], tmp_path / "file")
-    with pytest.raises(UsageError):
+
+
+def test_batch_options_refuse_what_does_not_go_together() -> None:
+    from kmeanscli.core.search import make_targets
+
+    with pytest.raises(OptionsError) as bad_format:
         BatchOptions(format="jpeg")
+    assert str(bad_format.value) == "format must be one of png, webp, gif"
+    assert bad_format.value.fields == ("format",)
+    targets = QuantizeOptions(targets=make_targets(psnr=30))
+    with pytest.raises(OptionsError) as with_targets:
+        BatchOptions(targets, shared_palette=True)
+    assert str(with_targets.value) == "shared_palette cannot go with targets (each file's own k)"
+    fixed = QuantizeOptions(palette=np.array([[0, 0, 0], [255, 255, 255]], np.uint8))
+    with pytest.raises(OptionsError) as with_palette:
+        BatchOptions(fixed, shared_palette=True)
+    assert str(with_palette.value) == "shared_palette and palette do not go together"
+    # each alone is fine
+    assert BatchOptions(targets).quantize.targets == targets.targets
+    assert BatchOptions(QuantizeOptions(k=8), shared_palette=True).shared_palette
 
 
 # --------------------------------------------------------------------------- running
@@ -195,8 +215,9 @@ def test_compress_task_is_compress_file(tmp_path: Path) -> None:
     from kmeanscli import compress_file
 
     src = save(tmp_path / "p.png", photo(7))
-    ok = compress_task(Task(str(src), str(tmp_path / "t.png")), BatchOptions(k=6), None)
-    compress_file(src, tmp_path / "c.png", 6)
+    options = BatchOptions(QuantizeOptions(k=6))
+    ok = compress_task(Task(str(src), str(tmp_path / "t.png")), options, None)
+    compress_file(src, tmp_path / "c.png", 6)  # the defaults of every layer are the same
     assert ok.status == "ok" and ok.report is not None and ok.report["colors"] == 6
     assert (tmp_path / "t.png").read_bytes() == (tmp_path / "c.png").read_bytes()
     bad = compress_task(
@@ -215,7 +236,7 @@ def pool():
 def test_run_batch_reports_every_file_and_keeps_going(pool, tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     events = []
-    p = plan([tree], out, BatchOptions(k=8), recursive=True)
+    p = plan([tree], out, BatchOptions(QuantizeOptions(k=8)), recursive=True)
     summary = run_batch(p, pool, on_event=events.append)
     assert (summary.ok, summary.skipped, summary.failed, summary.not_done) == (4, 0, 1, 0)
     (failure,) = summary.failures
@@ -236,7 +257,7 @@ def test_run_batch_reports_every_file_and_keeps_going(pool, tree: Path, tmp_path
             assert len(colours_of(Path(r.output))) == 8 + r.report["transparent"]
     assert summary.bytes_in == sum(r.bytes_in for r in files)
     # a second run skips what is done and retries the failure
-    again = run_batch(plan([tree], out, BatchOptions(k=8), recursive=True), pool)
+    again = run_batch(plan([tree], out, BatchOptions(QuantizeOptions(k=8)), recursive=True), pool)
     assert (again.ok, again.skipped, again.failed) == (0, 4, 1)
 
 
@@ -248,8 +269,9 @@ def test_run_batch_fail_fast_stops_at_the_first_failure(pool, tree: Path, tmp_pa
 
 def test_shared_palette_every_output_uses_only_its_colours(pool, tree: Path, tmp_path: Path):
     out = tmp_path / "out"
-    p = plan([tree], out, BatchOptions(k=6), recursive=True, globs=["*.png", "*.jpg", "*.webp"])
-    summary = run_batch(p, pool, shared_palette=True)
+    options = BatchOptions(QuantizeOptions(k=6), shared_palette=True)
+    p = plan([tree], out, options, recursive=True, globs=["*.png", "*.jpg", "*.webp"])
+    summary = run_batch(p, pool)
     assert (summary.ok, summary.failed) == (4, 1)
     from kmeanscli.api import load_palette
 
@@ -268,11 +290,27 @@ def test_shared_palette_every_output_uses_only_its_colours(pool, tree: Path, tmp
     np.testing.assert_array_equal(summary.palette, palette)
     doc = (out / "palette.json").read_bytes()
     # the same run again: same palette, everything up to date
-    again = run_batch(
-        plan([tree], out, BatchOptions(k=6), recursive=True), pool, shared_palette=True
-    )
+    again = run_batch(plan([tree], out, options, recursive=True), pool)
     assert (again.ok, again.skipped) == (0, 4)
     assert (out / "palette.json").read_bytes() == doc
+
+
+def test_shared_palette_is_the_palette_compress_fits(pool, tmp_path: Path) -> None:
+    """One fit for both: the shared palette of one image is the palette compress gives it."""
+    from kmeanscli import compress_file
+    from kmeanscli.api import load_palette
+
+    src = save(tmp_path / "in" / "a.png", photo(0))
+    for k in (6, 12):  # 3 k-means++ starts, then 1
+        out = tmp_path / f"out{k}"
+        options = BatchOptions(QuantizeOptions(k=k), shared_palette=True)
+        summary = run_batch(plan([src], out, options), pool)
+        assert (summary.ok, summary.failed) == (1, 0)
+        own = tmp_path / f"own{k}.json"
+        compress_file(src, tmp_path / f"own{k}.png", k, palette_out=own)
+        shared = load_palette(out / "palette.json")
+        assert sorted(shared.tolist()) == sorted(load_palette(own).tolist())
+        assert colours_of(out / f"a-k{k}.png") == colours_of(tmp_path / f"own{k}.png")
 
 
 def test_fileresult_json_fields() -> None:
@@ -287,13 +325,10 @@ def _die_on_three(item: int) -> int:
     return item * 10
 
 
-def _thread_limits(_item: int) -> list[int]:
+def _blas_threads(_item: int) -> list[int]:
     from threadpoolctl import threadpool_info
 
-    from kmeanscli.core.quantize import _lloyd_threads
-
-    blas = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
-    return [*sorted(blas), _lloyd_threads()]
+    return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
 
 
 def test_a_dead_worker_fails_only_its_own_file(pool) -> None:
@@ -307,16 +342,17 @@ def test_a_dead_worker_fails_only_its_own_file(pool) -> None:
     }
 
 
-def test_workers_limit_their_blas_and_lloyd_threads(pool) -> None:
-    ((_item, limits, exc),) = list(pool.map_unordered(_thread_limits, [0]))
-    assert exc is None and limits == [pool.threads, min(pool.threads, 2)]
+def test_workers_limit_their_blas_threads(pool) -> None:
+    """The workers' BLAS limit (which the Lloyd steps also take their thread count from)."""
+    ((_item, limits, exc),) = list(pool.map_unordered(_blas_threads, [0]))
+    assert exc is None and limits == [pool.threads]
 
 
 def test_plan_with_quality_targets_uses_name_patterns(tmp_path: Path) -> None:
     from kmeanscli.core.search import make_targets
 
     src = save(tmp_path / "a.png", photo(0))
-    options = BatchOptions(targets=make_targets(psnr=30))
+    options = BatchOptions(QuantizeOptions(targets=make_targets(psnr=30)))
     p = plan([src], tmp_path, options)  # OUTDIR = the input folder
     assert [t.output for t in p.tasks] == [str(tmp_path / "a-k*.png")]
     save(tmp_path / "a-k37.png", photo(1))  # an earlier run chose k=37

@@ -1,8 +1,11 @@
-"""The compare library: k lists, Pillow's quantizers, the sweep and the files mode."""
+"""The compare library: Pillow's quantizers, the sweep and the files mode (and the k lists
+and method names ``kmeanscli compare`` parses)."""
 
 from __future__ import annotations
 
 import io
+import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,16 +16,9 @@ from skimage.metrics import structural_similarity
 from sklearn.cluster import MiniBatchKMeans  # noqa: F401  (loads OpenMP before the limit)
 from threadpoolctl import threadpool_limits
 
-from kmeanscli import quantize
+from kmeanscli import OptionsError, QuantizeOptions, compress_file, quantize
 from kmeanscli.api import sample_image
-from kmeanscli.compare import (
-    FIELDS,
-    compare_files,
-    compare_k,
-    parse_k_list,
-    parse_methods,
-    pillow_quantize,
-)
+from kmeanscli.compare import FIELDS, METHODS, compare_files, compare_k, pillow_quantize
 from kmeanscli.core import metrics
 from kmeanscli.core.search import Target
 from kmeanscli.errors import InputError, UsageError
@@ -48,32 +44,47 @@ def small_photo() -> bytes:
         return png_bytes(np.asarray(img.convert("RGB").resize((64, 43), Image.LANCZOS)))
 
 
-# -- parsing ------------------------------------------------------------------------------
+# -- the k lists and method names of ``kmeanscli compare`` -----------------------------------
 
 
-def test_parse_k_list():
-    assert parse_k_list("16,4, 8,16") == [4, 8, 16]
-    assert parse_k_list("2,256") == [2, 256]
+@pytest.fixture
+def tiny_png(tmp_path):
+    path = tmp_path / "in.png"
+    path.write_bytes(png_bytes(gradient(12, 16)))
+    return path
+
+
+def test_k_list_is_sorted_without_repeats(cli, tiny_png):
+    done = cli("compare", tiny_png, "-k", "16,4, 8,16", "--json", "-q")
+    assert done.code == 0, done.stderr
+    assert [row["k"] for row in json.loads(done.stdout)] == [4, 8, 16]
+    done = cli("compare", tiny_png, "-k", "256,2", "--json", "-q")
+    assert [row["k"] for row in json.loads(done.stdout)] == [2, 256]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("3,x", "'x' is not a whole number"),
-        ("1", "1 is out of range"),
-        ("300", "300 is out of range"),
-        ("4,,8", "'' is not a whole number"),
+        ("3,x", "-k '3,x': 'x' is not a whole number; give k values like 4,8,16"),
+        ("1", "-k '1': 1 is out of range; each k must be 2 to 256"),
+        ("300", "-k '300': 300 is out of range; each k must be 2 to 256"),
+        ("4,,8", "-k '4,,8': '' is not a whole number; give k values like 4,8,16"),
     ],
 )
-def test_parse_k_list_errors(text, message):
-    with pytest.raises(UsageError, match=message):
-        parse_k_list(text)
+def test_bad_k_list_names_the_flag(cli, tiny_png, text, message):
+    line = cli("compare", tiny_png, "-k", text).assert_one_error(2)
+    assert line == "kmeanscli: error: " + message
 
 
-def test_parse_methods():
-    assert parse_methods("octree,KMEANS") == ("kmeans", "octree")
-    with pytest.raises(UsageError, match="unknown method 'neuquant'"):
-        parse_methods("kmeans,neuquant")
+def test_methods_are_case_blind_in_the_order_of_methods(cli, tiny_png):
+    done = cli("compare", tiny_png, "-k", "4", "--methods", "octree,KMEANS", "--json", "-q")
+    assert done.code == 0, done.stderr
+    assert [row["method"] for row in json.loads(done.stdout)] == ["kmeans", "octree"]
+    line = cli("compare", tiny_png, "--methods", "kmeans,neuquant").assert_one_error(2)
+    assert line == (
+        "kmeanscli: error: --methods 'kmeans,neuquant': unknown method 'neuquant'; "
+        "use " + ", ".join(METHODS)
+    )
 
 
 # -- Pillow's quantizers ------------------------------------------------------------------
@@ -111,13 +122,14 @@ def test_pillow_quantize_transparency():
 def test_rows_match_quantize_encode_and_independent_metrics():
     img = gradient()
     src = png_bytes(img)
-    comparison = compare_k(src, [4, 16], seed=5)
+    comparison = compare_k(src, [4, 16], QuantizeOptions(seed=5))
     assert [r.k for r in comparison.rows] == [4, 16]
     for row in comparison.rows:
         result = quantize(img, row.k, seed=5)
         data, _ = encode(result, "PNG")
         quantized = result.image()
         assert row.colors == row.k
+        assert row.png == data
         assert row.bytes == len(data)
         assert row.bpp == pytest.approx(len(data) * 8 / (30 * 40))
         assert row.ratio == pytest.approx(len(data) / len(src))
@@ -162,7 +174,7 @@ def test_methods_add_rows_at_the_same_k(small_photo):
 
 
 def test_target_rows_are_the_k_values_tried(small_photo):
-    comparison = compare_k(small_photo, [], targets=[Target("psnr", 30.0)])
+    comparison = compare_k(small_photo, [], QuantizeOptions(targets=(Target("psnr", 30.0),)))
     search = comparison.search
     assert search is not None and comparison.chosen_k == search.k
     assert sorted(search.tried) == [r.k for r in comparison.rows]
@@ -175,7 +187,8 @@ def test_target_rows_are_the_k_values_tried(small_photo):
 
 def test_unreachable_target_is_reported_not_raised():
     img = gradient()  # 1,200 colours: 256 cannot be lossless
-    comparison = compare_k(png_bytes(img), [4], targets=[Target("psnr", 60.0)])
+    options = QuantizeOptions(targets=(Target("psnr", 60.0),))
+    comparison = compare_k(png_bytes(img), [4], options)
     assert comparison.search is None and comparison.chosen_k is None
     assert "PSNR ≥ 60 dB is out of reach: 256 colours give" in comparison.target_error
     assert 4 in [r.k for r in comparison.rows] and 256 in [r.k for r in comparison.rows]
@@ -199,12 +212,63 @@ def test_few_colours_are_lossless_and_said_so():
 
 
 def test_compare_k_refuses_bad_arguments():
-    with pytest.raises(UsageError, match="each k must be 2 to 256"):
-        compare_k(png_bytes(gradient(4, 4)), [1])
-    with pytest.raises(UsageError, match="k values or a quality target"):
-        compare_k(png_bytes(gradient(4, 4)), [])
+    src = png_bytes(gradient(4, 4))
+    with pytest.raises(UsageError, match=r"^each k must be 2 to 256; got \[1\]$"):
+        compare_k(src, [1])
+    with pytest.raises(UsageError, match="^give k values or a quality target$"):
+        compare_k(src, [])
+    with pytest.raises(UsageError, match="^give at least one method of kmeans, minibatch, mediancut, octree$"):
+        compare_k(src, [4], methods=["pngquant"])
+    with pytest.raises(OptionsError, match="^palette is fixed: there is no k to compare$"):
+        compare_k(src, [4], QuantizeOptions(palette=((0, 0, 0), (255, 255, 255))))
+    with pytest.raises(OptionsError) as caught:
+        compare_k(src, [4], QuantizeOptions(engine="minibatch"), methods=["kmeans", "minibatch"])
+    assert str(caught.value) == (
+        "the kmeans rows already use the minibatch engine (engine minibatch): "
+        "ask for one of the two methods"
+    )
     with pytest.raises(InputError, match="not an image"):
         compare_k(b"definitely not an image", [4])
+
+
+# -- what compress writes, and the minibatch engine ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        QuantizeOptions(seed=3),
+        QuantizeOptions(space="oklab", dither="fs", dither_strength=0.5),
+        QuantizeOptions(engine="minibatch", keep_colors=("#ffffff",)),
+    ],
+    ids=["plain", "oklab-dithered", "minibatch-kept"],
+)
+def test_row_png_is_what_compress_writes(small_photo, tmp_path, options):
+    comparison = compare_k(small_photo, [6, 32], options)
+    for row in comparison.rows:
+        out = tmp_path / f"k{row.k}.png"
+        report = compress_file(small_photo, out, replace(options, k=row.k))
+        assert row.png == out.read_bytes()
+        assert row.bytes == report.bytes_out
+        assert row.scores.mse == pytest.approx(report.mse)
+        assert row.colors == report.colors == row.k
+
+
+def test_minibatch_rows_are_the_minibatch_engine(small_photo):
+    comparison = compare_k(small_photo, [8, 32], methods=["minibatch", "kmeans"])
+    assert [(r.method, r.k) for r in comparison.rows] == [
+        ("kmeans", 8),
+        ("kmeans", 32),
+        ("minibatch", 8),
+        ("minibatch", 32),
+    ]
+    pixels = np.asarray(Image.open(io.BytesIO(small_photo)).convert("RGB"))
+    for row in comparison.rows:
+        engine = "lloyd" if row.method == "kmeans" else "minibatch"
+        expected = quantize(pixels, row.k, engine=engine)
+        assert np.array_equal(row.result.palette, expected.palette), row.method
+        assert np.array_equal(row.result.indices, expected.indices), row.method
+        assert row.png == encode(expected, "PNG")[0]
 
 
 # -- files ---------------------------------------------------------------------------------

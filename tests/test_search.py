@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import numpy as np
 import pytest
-from conftest import gradient
+from conftest import gradient, png_bytes
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 from sklearn.cluster import MiniBatchKMeans  # noqa: F401  (loads OpenMP before the limit)
@@ -16,8 +17,8 @@ from threadpoolctl import threadpool_limits
 from kmeanscli import quantize
 from kmeanscli.core import metrics
 from kmeanscli.core.quantize import QuantizeResult
-from kmeanscli.core.search import Target, make_targets, search_k
-from kmeanscli.errors import TargetNotMetError, UsageError
+from kmeanscli.core.search import Target, search_k
+from kmeanscli.errors import TargetNotMetError
 
 
 @pytest.fixture(autouse=True)
@@ -110,11 +111,25 @@ def test_bad_targets(metric, value, message):
         Target(metric, value)
 
 
-def test_make_targets_names_the_flag():
-    assert make_targets() == ()
-    assert make_targets(30, None, 2) == (Target("psnr", 30.0), Target("delta_e", 2.0))
-    with pytest.raises(UsageError, match=r"^--target-ssim 1\.2: an SSIM target must be"):
-        make_targets(ssim=1.2)
+def test_target_flags_build_the_targets_and_a_bad_one_names_its_flag(cli, tmp_path):
+    """The CLI builds one Target per flag given; a bad value is refused naming the flag."""
+    src = tmp_path / "in.png"
+    src.write_bytes(png_bytes(gradient()))
+    plain = cli("compare", src, "-k", "4", "--json", "-q")
+    assert plain.code == 0, plain.stderr
+    assert "chosen" not in json.loads(plain.stdout)[0]  # no flag, no target
+    both = cli("compare", src, "--target-psnr", "30", "--max-delta-e", "3", "--json")
+    assert both.code == 0, both.stderr
+    rows = json.loads(both.stdout)
+    (chosen,) = [row for row in rows if row["chosen"]]
+    assert chosen["psnr"] >= 30 and chosen["delta_e"] <= 3
+    found = search_k(gradient(), [Target("psnr", 30.0), Target("delta_e", 3.0)])
+    assert chosen["k"] == found.k
+    assert f"chosen k={found.k}: the smallest k with PSNR ≥ 30 dB and ΔE ≤ 3 (" in both.stderr
+    bad = cli("compress", src, "--target-ssim", "1.2", "-o", tmp_path / "out.png")
+    line = bad.assert_one_error(2)
+    assert line == "kmeanscli: error: --target-ssim 1.2: an SSIM target must be in (-1, 1]; got 1.2"
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_target_direction():

@@ -19,6 +19,7 @@ from ..errors import OutputError, TargetNotMetError, UsageError
 from .console import Stages, err_console, out_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
+    FLAGS,
     Csv,
     Json,
     MaxPixels,
@@ -28,7 +29,6 @@ from .options import (
     Quiet,
     Sample,
     Strip,
-    given_flags,
     quantize_options,
 )
 
@@ -36,21 +36,6 @@ if TYPE_CHECKING:
     from ..compare import CompareRow, Comparison
     from ..options import QuantizeOptions
 
-# k-means options that make no sense when scoring files other tools made
-_ONE_IMAGE_FLAGS = {
-    "target_psnr": "--target-psnr",
-    "target_ssim": "--target-ssim",
-    "max_delta_e": "--max-delta-e",
-    "engine": "--engine",
-    "space": "--space",
-    "restarts": "--restarts",
-    "seed": "--seed",
-    "max_iter": "--max-iter",
-    "batch_size": "--batch-size",
-    "dither": "--dither",
-    "dither_strength": "--dither-strength",
-    "keep_color": "--keep-color",
-}
 
 
 def _check_figure_path(path: Path, option: str) -> None:
@@ -110,15 +95,29 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 def _files_mode_check(
-    paths: list[str], *, ks: str | None, methods: str | None, plot_colors: Path | None
+    paths: list[str],
+    options: QuantizeOptions,
+    *,
+    ks: str | None,
+    methods: str | None,
+    plot_colors: Path | None,
 ) -> None:
     """Options for quantizing one image do not go with files to score."""
+    import dataclasses
+
+    from ..options import QuantizeOptions
+
     given = [
         flag
         for flag, value in (("-k", ks), ("--methods", methods), ("--plot-colors", plot_colors))
         if value is not None
     ]
-    given += [_ONE_IMAGE_FLAGS[n] for n in given_flags(list(_ONE_IMAGE_FLAGS))]
+    default = QuantizeOptions()
+    given += [
+        FLAGS[f.name]
+        for f in dataclasses.fields(options)
+        if getattr(options, f.name) != getattr(default, f.name)
+    ]
     if given:
         raise UsageError(f"{given[0]} is for one image; it does not go with several files to score")
     if "-" in paths:
@@ -301,7 +300,7 @@ def compare(
     files_mode = len(paths) > 1
     targets = options.targets
     if files_mode:
-        _files_mode_check(paths, ks=ks, methods=methods, plot_colors=plot_colors)
+        _files_mode_check(paths, options, ks=ks, methods=methods, plot_colors=plot_colors)
     k_values = parse_k_list(ks) if ks is not None else ([] if targets else list(DEFAULT_KS))
     chosen_methods = parse_methods(methods) if methods is not None else ("kmeans",)
     if targets and not {"kmeans", "minibatch"} & set(chosen_methods):

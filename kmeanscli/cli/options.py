@@ -14,7 +14,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_ITER
@@ -310,11 +309,11 @@ _GROUP: dict[str, tuple[Any, Any, str]] = {
     "max_delta_e": (MaxDeltaE, None, "targets"),
 }
 _TARGET_FLAGS = ("target_psnr", "target_ssim", "max_delta_e")
+_CTX = "quantize_options_context"  # the Typer context, to see which flags were given
 
 
-def given_flags(names: list[str]) -> list[str]:
+def given_flags(ctx: typer.Context, names: list[str]) -> list[str]:
     """Which of these parameters of the running command were given on the command line."""
-    ctx = click.get_current_context()
     given = []
     for name in names:
         source = ctx.get_parameter_source(name)
@@ -323,12 +322,12 @@ def given_flags(names: list[str]) -> list[str]:
     return given
 
 
-def build_options(values: dict[str, Any]) -> Any:
+def build_options(ctx: typer.Context, values: dict[str, Any]) -> Any:
     """One :class:`kmeanscli.QuantizeOptions` from the group's values: only the flags given
     are passed, so every other field keeps the library's default."""
     from ..options import QuantizeOptions
 
-    given = set(given_flags(list(values)))
+    given = set(given_flags(ctx, list(values)))
     fields: dict[str, Any] = {}
     for name, value in values.items():
         field = _GROUP[name][2]
@@ -379,16 +378,21 @@ def quantize_options(
         # the command's own arguments first, then the group, then its other options
         arguments = [p for p in own if p.default is inspect.Parameter.empty or _is_argument(p)]
         rest = [p for p in own if p not in arguments]
+        context = inspect.Parameter(
+            _CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context, default=None
+        )
         params = [
             *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in arguments),
             *group,
             *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in rest),
+            context,
         ]
 
         @functools.wraps(command)
         def wrapper(**kwargs: Any) -> Any:
             values = {name: kwargs.pop(name) for name in names}
-            return command(**kwargs, options=build_options(values))
+            ctx = kwargs.pop(_CTX)
+            return command(**kwargs, options=build_options(ctx, values))
 
         wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
