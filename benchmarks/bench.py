@@ -250,29 +250,18 @@ def make_mosaic(photos: Sequence[BenchImage], cache: Path) -> BenchImage:
 # Quality
 
 
-def squared_error(original: np.ndarray, other: np.ndarray, chunk: int = 1 << 20) -> int:
-    """Exact sum of squared channel differences of two uint8 images (chunked, low memory)."""
-    if original.shape != other.shape:
-        raise ValueError(f"images have different shapes: {original.shape} and {other.shape}")
-    a = original.reshape(-1)
-    b = other.reshape(-1)
-    total = 0
-    for start in range(0, a.size, chunk):
-        d = a[start : start + chunk].astype(np.int32) - b[start : start + chunk]
-        total += int(np.dot(d, d))
-    return total
-
-
 def mse(original: np.ndarray, other: np.ndarray) -> float:
-    """Mean squared error per channel in 8-bit units."""
-    if original.size == 0:
-        raise ValueError("empty image")
-    return squared_error(original, other) / original.size
+    """Mean squared error per channel in 8-bit units (kmeanscli's own metric)."""
+    from kmeanscli.core.metrics import mse as library_mse
+
+    return library_mse(original, other)
 
 
 def psnr(mse_value: float) -> float:
-    """PSNR in dB for an 8-bit MSE (``inf`` when 0)."""
-    return math.inf if mse_value <= 0 else 10 * math.log10(255.0**2 / mse_value)
+    """PSNR in dB for an 8-bit MSE (``inf`` when 0; kmeanscli's own metric)."""
+    from kmeanscli.core.metrics import psnr_from_mse
+
+    return psnr_from_mse(mse_value)
 
 
 def output_stats(path: Path, original: np.ndarray) -> tuple[float, int, str]:
@@ -289,9 +278,10 @@ def output_stats(path: Path, original: np.ndarray) -> tuple[float, int, str]:
             colors = len(np.unique(pal[used], axis=0))
             rgb = pal[idx]
         else:
+            from kmeanscli.core.histogram import histogram
+
             rgb = np.asarray(im.convert("RGB"))
-            flat = rgb.reshape(-1, 3).astype(np.uint32)
-            colors = len(np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]))
+            colors = len(histogram(rgb.reshape(-1, 3)).colors)
     return mse(original, rgb), colors, mode
 
 
@@ -450,21 +440,32 @@ def make_tools(kmeans_max_work: float) -> tuple[list[Tool], list[str]]:
     warnings: list[str] = []
     tools: list[Tool] = []
 
-    def lib_run(src: Path, dst: Path, k: int) -> Timed:
-        marks: list[tuple[str, float]] = []
-        start = time.perf_counter()
-        kmeanscli.compress_file(
-            src,
-            dst,
-            k,
-            seed=0,
-            force=True,
-            progress=lambda stage: marks.append((stage, time.perf_counter())),
-        )
-        end = time.perf_counter()
-        return Timed(end - start, stages=stage_times(start, marks, end))
+    def lib_runner(engine: str) -> Callable[[Path, Path, int], Timed]:
+        def lib_run(src: Path, dst: Path, k: int) -> Timed:
+            marks: list[tuple[str, float]] = []
+            start = time.perf_counter()
+            kmeanscli.compress_file(
+                src,
+                dst,
+                kmeanscli.QuantizeOptions(k=k, engine=engine),
+                force=True,
+                progress=lambda stage: marks.append((stage, time.perf_counter())),
+            )
+            end = time.perf_counter()
+            return Timed(end - start, stages=stage_times(start, marks, end))
 
-    tools.append(Tool("kmeanscli", f"kmeanscli {kmeanscli.__version__} `compress_file`", lib_run))
+        return lib_run
+
+    version = kmeanscli.__version__
+    tools.append(Tool("kmeanscli", f"kmeanscli {version} `compress_file`", lib_runner("lloyd")))
+    tools.append(
+        Tool(
+            "kmeanscli-minibatch",
+            f"kmeanscli {version} `compress_file`, `minibatch` engine",
+            lib_runner("minibatch"),
+            skip=lambda img, _k: "the engine comparison is on the photos" if img.large else None,
+        )
+    )
 
     cli = kmeanscli_cli_path()
     if cli:
@@ -1254,8 +1255,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--tools",
         help="comma-separated tools (default: all available): "
-        "kmeanscli,kmeanscli-cli,pngquant,imagemagick,pillow-mediancut,"
-        "pillow-octree,kmeans",
+        "kmeanscli,kmeanscli-minibatch,kmeanscli-cli,pngquant,imagemagick,"
+        "pillow-mediancut,pillow-octree,kmeans",
     )
     p.add_argument(
         "--repeats",

@@ -201,16 +201,6 @@ def write_palette(path: str | os.PathLike[str], result: QuantizeResult) -> None:
         fh.write(data)
 
 
-def _check_new_file(path: Path, what: str, force: bool) -> None:
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory")
-    if path.exists() and not force:
-        raise OutputError(f"{path}: already exists (use --force to overwrite)")
-    folder = path.parent
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} for the {what} does not exist")
-
-
 def _options(options: QuantizeOptions | int | None) -> QuantizeOptions:
     if options is None:
         return QuantizeOptions()
@@ -291,9 +281,7 @@ class _Compression:
         if path is None:
             return
         palette_io.format_of(path)
-        if self.src_path is not None and _same_file(self.src_path, path):
-            raise OutputError(f"{path}: is the input file; refusing to overwrite it")
-        _check_new_file(path, "palette", self.force)
+        _check_output(path, self.src_path, self.force, "palette")
         if self.out_path is not None and _same_file(self.out_path, path):
             raise UsageError(f"{path}: the palette and the image cannot be the same file")
 
@@ -653,7 +641,10 @@ def dominant_colors(
     )
 
 
-def _check_output(out_path: Path, src_path: Path | None, force: bool) -> None:
+def _check_output(
+    out_path: Path, src_path: Path | None, force: bool, what: str | None = None
+) -> None:
+    """Refuse to write over the input, a folder, or an existing file without ``force``."""
     if src_path is not None and _same_file(src_path, out_path):
         raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
     if out_path.is_dir():
@@ -661,7 +652,8 @@ def _check_output(out_path: Path, src_path: Path | None, force: bool) -> None:
     if out_path.exists() and not force:
         raise OutputError(f"{out_path}: already exists (use --force to overwrite)")
     folder = out_path.parent
+    for_what = f" for the {what}" if what else ""
     if not folder.exists():
-        raise OutputError(f"{out_path}: folder {folder} does not exist")
+        raise OutputError(f"{out_path}: folder {folder}{for_what} does not exist")
     if not folder.is_dir():
         raise OutputError(f"{out_path}: {folder} is not a folder")

@@ -243,6 +243,25 @@ class _Runs:
 
         return run
 
+    def row(self, method: str, k: int, kmeans: bool, bytes_in: int) -> CompareRow:
+        """One row: kmeanscli's result (``kmeans``) or Pillow's, encoded and scored."""
+        if kmeans:
+            result, seconds = self.final(method, k)
+        else:
+            self.step(f"{method}, k={k}")
+            started = time.perf_counter()
+            result = pillow_quantize(self.pixels, k, method)
+            seconds = time.perf_counter() - started
+        self.step(f"scoring {method}, k={k}")
+        return _row(
+            self.pixels,
+            result,
+            method=method,
+            seconds=seconds,
+            bytes_in=bytes_in,
+            icc_profile=self.icc,
+        )
+
     def final(self, method: str, k: int) -> tuple[QuantizeResult, float]:
         """The result as ``compress`` writes it (dithered when asked) and its time."""
         result, seconds = self.done[method, k]
@@ -343,22 +362,7 @@ def compare_k(
             notes.append("Pillow's median cut does not handle transparency: no mediancut rows")
             continue
         for k in all_ks:
-            if method in fits:
-                result, seconds = runs.final(method, k)
-            else:
-                step(f"{method}, k={k}")
-                started = time.perf_counter()
-                result = pillow_quantize(pixels, k, method)
-                seconds = time.perf_counter() - started
-            step(f"scoring {method}, k={k}")
-            row = _row(
-                pixels,
-                result,
-                method=method,
-                seconds=seconds,
-                bytes_in=decoded.bytes_in,
-                icc_profile=runs.icc,
-            )
+            row = runs.row(method, k, method in fits, decoded.bytes_in)
             if found is not None and method == search_method and k == found.k:
                 row = dataclasses.replace(row, chosen=True)
             rows.append(row)

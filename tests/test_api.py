@@ -1,4 +1,5 @@
-"""The library's file API: compress_file, default_output, sample_image."""
+"""The library's file API: compress_file, QuantizeOptions, dominant_colors, default_output,
+sample_image."""
 
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ from kmeanscli import (
     CompressReport,
     InputError,
     KmeansCliError,
+    OptionsError,
     OutputError,
+    QuantizeOptions,
+    Target,
     UsageError,
     compress_file,
     default_output,
+    dominant_colors,
+    quantize,
     sample_image,
 )
 
@@ -30,10 +36,21 @@ pytestmark = pytest.mark.filterwarnings("error::UserWarning", "error::RuntimeWar
 
 
 def test_public_api() -> None:
-    for name in ("quantize", "compress_file", "QuantizeResult", "CompressReport", "__version__"):
+    names = (
+        "quantize",
+        "compress_file",
+        "dominant_colors",
+        "QuantizeOptions",
+        "OptionsError",
+        "QuantizeResult",
+        "CompressReport",
+        "__version__",
+    )
+    for name in names:
         assert name in kmeanscli.__all__
         assert hasattr(kmeanscli, name)
     assert issubclass(UsageError, ValueError)
+    assert issubclass(OptionsError, UsageError)
     for exc in (InputError, OutputError, UsageError):
         assert issubclass(exc, KmeansCliError)
 
@@ -51,6 +68,7 @@ def test_compress_file_writes_a_palette_png(make_image, tmp_path: Path) -> None:
     assert set(d) >= JSON_FIELDS
     assert d["input"] == str(src) and d["output"] == str(dst)
     assert (d["width"], d["height"], d["k"], d["colors"], d["seed"]) == (64, 48, 8, 8, 0)
+    assert (d["engine"], d["space"], d["dither"]) == ("lloyd", "rgb", "none")
     assert d["unique_colors_in"] == len(colours_of(load_image(src)))
     assert d["bytes_in"] == src.stat().st_size
     assert d["bytes_out"] == dst.stat().st_size
@@ -70,8 +88,8 @@ def test_compress_file_writes_a_palette_png(make_image, tmp_path: Path) -> None:
 def test_same_seed_byte_identical(make_image, tmp_path: Path) -> None:
     src = make_image("in.png", width=80, height=60)
     for seed in (0, 12345):
-        a = compress_file(src, tmp_path / f"a{seed}.png", 16, seed=seed)
-        b = compress_file(src, tmp_path / f"b{seed}.png", 16, seed=seed)
+        a = compress_file(src, tmp_path / f"a{seed}.png", QuantizeOptions(k=16, seed=seed))
+        b = compress_file(src, tmp_path / f"b{seed}.png", QuantizeOptions(k=16, seed=seed))
         assert (tmp_path / f"a{seed}.png").read_bytes() == (tmp_path / f"b{seed}.png").read_bytes()
         assert a.mse == b.mse and a.seed == seed
 
@@ -295,3 +313,119 @@ def test_lossless_notes(tmp_path: Path, pixels: np.ndarray, note: str) -> None:
     assert report.colors == (
         0 if pixels.shape[-1] == 4 else len(np.unique(pixels.reshape(-1, 3), axis=0))
     )
+
+
+# --------------------------------------------------------------------------- QuantizeOptions
+
+
+def test_int_and_no_options_mean_k(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=40, height=30)
+    compress_file(src, tmp_path / "int.png", 8)
+    compress_file(src, tmp_path / "opts.png", QuantizeOptions(k=8))
+    assert (tmp_path / "int.png").read_bytes() == (tmp_path / "opts.png").read_bytes()
+    report = compress_file(src, tmp_path / "default.png")
+    assert report.k == 16 == QuantizeOptions().colors
+    assert len(colours_of(load_image(tmp_path / "default.png"))) == 16
+
+
+def test_options_reach_the_fit(make_image, tmp_path: Path) -> None:
+    """Every fit option of QuantizeOptions is what quantize gets: the same pixels out."""
+    pixels = synthetic(40, 30)
+    src = make_image("in.png", pixels=pixels)
+    options = QuantizeOptions(
+        k=6, engine="minibatch", space="oklab", seed=9, max_iter=7, restarts=2, batch_size=256
+    )
+    report = compress_file(src, tmp_path / "o.png", options)
+    expected = quantize(
+        pixels, 6, engine="minibatch", space="oklab", seed=9, max_iter=7, restarts=2, batch_size=256
+    )
+    back = np.asarray(load_image(tmp_path / "o.png").convert("RGB"))
+    np.testing.assert_array_equal(back, expected.image())
+    d = report.to_dict()
+    assert (d["engine"], d["space"], d["seed"], d["colors"]) == ("minibatch", "oklab", 9, 6)
+
+
+def test_keep_colors_and_dither_options(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=48, height=32)
+    options = QuantizeOptions(k=5, keep_colors=("#ff8000", (1, 2, 3)), dither="fs")
+    assert options.keep_colors == ((255, 128, 0), (1, 2, 3))
+    report = compress_file(src, tmp_path / "o.png", options)
+    colours = {c[:3] for c in colours_of(load_image(tmp_path / "o.png"))}
+    assert len(colours) == 5 and {(255, 128, 0), (1, 2, 3)} <= colours
+    d = report.to_dict()
+    assert (d["dither"], d["dither_strength"]) == ("fs", 1.0)
+    plain = compress_file(
+        src, tmp_path / "plain.png", QuantizeOptions(k=5, keep_colors=options.keep_colors)
+    )
+    assert (tmp_path / "plain.png").read_bytes() != (tmp_path / "o.png").read_bytes()
+    assert plain.to_dict()["dither"] == "none"
+
+
+def test_fixed_palette_option(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=20, height=10)
+    palette = ((0, 0, 0), (255, 255, 255), (200, 30, 30))
+    report = compress_file(src, tmp_path / "o.png", QuantizeOptions(palette=palette))
+    assert {c[:3] for c in colours_of(load_image(tmp_path / "o.png"))} <= set(palette)
+    assert report.palette_in == "(array)"
+    gpl = tmp_path / "p.gpl"
+    gpl.write_text("GIMP Palette\n0 0 0\n255 255 255\n")
+    options = QuantizeOptions(palette=gpl)
+    assert options.palette == str(gpl)
+    compress_file(src, tmp_path / "g.png", options)
+    assert {c[:3] for c in colours_of(load_image(tmp_path / "g.png"))} == {
+        (0, 0, 0),
+        (255, 255, 255),
+    }
+
+
+def test_targets_option_chooses_k_and_names_the_output(make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=40, height=30)
+    report = compress_file(src, None, QuantizeOptions(targets=(Target("psnr", 30.0),)))
+    assert report.psnr >= 30.0 and report.search is not None and report.k == report.search.k
+    assert report.output == str(tmp_path / f"in-k{report.k}.png")
+    below = compress_file(src, tmp_path / "below.png", report.k - 1)
+    assert below.psnr < 30.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"k": 8, "palette": "p.gpl"},
+            "palette and k do not go together: the palette gives the colours",
+        ),
+        ({"k": 8, "targets": (Target("psnr", 30),)}, "give k or targets, not both"),
+        ({"dither_strength": 0.5}, "dither_strength needs Floyd–Steinberg dithering (dither fs)"),
+        ({"batch_size": 64}, "batch_size is a setting of the minibatch engine (engine minibatch)"),
+        ({"keep_colors": ("#zzz",)}, "keep_colors: '#zzz' is not a hex colour like #ff8000"),
+        (
+            {"k": 2, "keep_colors": ("#fff", "#000", "#f00")},
+            "3 colours to keep (keep_colors) do not fit in a palette of k = 2",
+        ),
+        ({"k": 0}, "k must be a whole number from 1 to 256"),
+        ({"k": 257}, "k must be a whole number from 1 to 256"),
+        ({"engine": "elkan"}, "engine must be one of lloyd, minibatch"),
+        ({"seed": -1}, "seed must be a whole number from 0 to 4294967295"),
+        ({"restarts": 0}, "restarts must be a whole number from 1 to 100"),
+    ],
+)
+def test_bad_options_name_the_fields(fields: dict, message: str) -> None:
+    with pytest.raises(OptionsError) as caught:
+        QuantizeOptions(**fields)
+    assert str(caught.value) == message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_dominant_colors_default_k_and_options(make_image) -> None:
+    src = make_image("in.png", pixels=synthetic(30, 20, colors=40))
+    report = dominant_colors(src)
+    assert report.k == 6 and len(report.colors) == 6 and report.engine == "lloyd"
+    assert list(report.pixels) == sorted(report.pixels, reverse=True)
+    assert int(report.pixels.sum()) == 30 * 20
+    mini = dominant_colors(src, QuantizeOptions(k=3, engine="minibatch", seed=2))
+    assert mini.k == 3 and len(mini.colors) == 3 and mini.engine == "minibatch"
+    assert dominant_colors(src, 4).k == 4
+    with pytest.raises(
+        OptionsError, match=r"^palette is fixed: there are no dominant colours to find$"
+    ):
+        dominant_colors(src, QuantizeOptions(palette=((0, 0, 0),)))

@@ -11,7 +11,7 @@ import pytest
 from conftest import photo, save
 from PIL import Image
 
-from kmeanscli import QuantizeOptions
+from kmeanscli import QuantizeOptions, Target
 from kmeanscli.batch import (
     BatchOptions,
     FileResult,
@@ -189,13 +189,11 @@ def test_plan_errors(tmp_path: Path) -> None:
 
 
 def test_batch_options_refuse_what_does_not_go_together() -> None:
-    from kmeanscli.core.search import make_targets
-
     with pytest.raises(OptionsError) as bad_format:
         BatchOptions(format="jpeg")
     assert str(bad_format.value) == "format must be one of png, webp, gif"
     assert bad_format.value.fields == ("format",)
-    targets = QuantizeOptions(targets=make_targets(psnr=30))
+    targets = QuantizeOptions(targets=(Target("psnr", 30),))
     with pytest.raises(OptionsError) as with_targets:
         BatchOptions(targets, shared_palette=True)
     assert str(with_targets.value) == "shared_palette cannot go with targets (each file's own k)"
@@ -349,10 +347,8 @@ def test_workers_limit_their_blas_threads(pool) -> None:
 
 
 def test_plan_with_quality_targets_uses_name_patterns(tmp_path: Path) -> None:
-    from kmeanscli.core.search import make_targets
-
     src = save(tmp_path / "a.png", photo(0))
-    options = BatchOptions(QuantizeOptions(targets=make_targets(psnr=30)))
+    options = BatchOptions(QuantizeOptions(targets=(Target("psnr", 30),)))
     p = plan([src], tmp_path, options)  # OUTDIR = the input folder
     assert [t.output for t in p.tasks] == [str(tmp_path / "a-k*.png")]
     save(tmp_path / "a-k37.png", photo(1))  # an earlier run chose k=37

@@ -33,11 +33,9 @@ def test_mse_is_exact_and_matches_the_library(bench):
     b = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
     expected = ((a.astype(np.int64) - b) ** 2).sum() / a.size
     assert bench.mse(a, b) == expected
-    # chunking does not change the sum
-    assert bench.squared_error(a, b, chunk=7) == ((a.astype(np.int64) - b) ** 2).sum()
     import kmeanscli
 
-    assert bench.mse(a, b) == pytest.approx(kmeanscli.mse(a, b))
+    assert bench.mse(a, b) == kmeanscli.mse(a, b)  # the benchmark scores with the library
     assert bench.mse(a, a) == 0
     assert bench.psnr(0.0) == math.inf
     assert bench.psnr(255.0**2) == 0.0

@@ -110,12 +110,13 @@ def test_json_lines_stdin_paths_and_quiet(cli, tree: Path, tmp_path: Path) -> No
     assert len(docs) == 3 and {d["status"] for d in docs} == {"ok"}
     fields = {"input", "output", "format", "width", "height", "k", "colors", "bytes_in"}
     fields |= {"unique_colors_in", "bytes_out", "ratio", "mse", "psnr", "seconds", "seed"}
-    fields |= {"lossless", "transparent", "warnings", "status"}
+    fields |= {"lossless", "transparent", "warnings", "status", "engine"}
     assert all(fields <= d.keys() for d in docs)
     by_input = {d["input"]: d for d in docs}
     c = by_input[str(tree / "sub" / "c.png")]
     assert c["output"] == str(out / "sub" / "c-k8.webp") and c["format"] == "webp"
     assert c["colors"] == 8 and c["k"] == 8 and c["transparent"] is True
+    assert {d["engine"] for d in docs} == {"lloyd"}  # the default engine
     assert by_input[str(tree / "sub" / "deep" / "d.webp")]["output"] == str(
         out / "sub" / "deep" / "d-k8.webp"
     )  # the listed files keep their paths from their common folder
@@ -160,40 +161,73 @@ def test_dry_run_lists_and_writes_nothing(cli, tree: Path, tmp_path: Path) -> No
     assert [json.loads(line)["status"] for line in stdout.splitlines()] == ["planned", "skipped"]
 
 
+TARGETS = "a quality target (--target-psnr, --target-ssim, --max-delta-e)"
+
+
 @pytest.mark.parametrize(
-    ("args", "code", "message"),
+    ("args", "message"),
     [
-        (["--format", "jpeg"], 2, "--format must be one of png, webp, gif"),
-        (["-j", "2", "--scheduler", "tcp://127.0.0.1:1"], 2, "not both"),
-        (["-k", "1"], 2, "-k"),
-        (["-j", "0"], 2, "--jobs"),
-        (["-k", "8", "--target-psnr", "30"], 2, "not both"),
-        (["--target-ssim", "0.9", "--shared-palette"], 2, "cannot go with quality targets"),
-        (["--batch-size", "512"], 2, "--batch-size needs --shared-palette"),
+        (["--format", "jpeg"], "--format must be one of png, webp, gif"),
+        (
+            ["-j", "2", "--scheduler", "tcp://127.0.0.1:1"],
+            "give -j/--jobs (local workers) or --scheduler (Dask), not both",
+        ),
+        (["-k", "8", "--target-psnr", "30"], f"give -k/--colors or {TARGETS}, not both"),
+        (
+            ["--target-ssim", "0.9", "--shared-palette"],
+            f"--shared-palette cannot go with {TARGETS} (each file's own k)",
+        ),
+        (
+            ["--batch-size", "256"],
+            "--batch-size is a setting of the minibatch engine (--engine minibatch)",
+        ),
+        (
+            ["--shared-palette", "--batch-size", "256"],
+            "--batch-size is a setting of the minibatch engine (--engine minibatch)",
+        ),
     ],
 )
-def test_usage_errors(cli, tree: Path, tmp_path: Path, args, code, message) -> None:
+def test_usage_errors(cli, tree: Path, tmp_path: Path, args, message) -> None:
     rc, stdout, stderr = cli("batch", tree, "-o", tmp_path / "out", *args)
-    assert rc == code and stdout == ""
-    assert stderr.startswith("kmeanscli: error: ") and message in stderr
-    assert stderr.count("\n") == 1
+    assert rc == 2 and stdout == ""
+    assert stderr == f"kmeanscli: error: {message}\n"
     assert not (tmp_path / "out").exists()
 
 
-def test_batch_size_sets_the_shared_palette_fit(cli, tree: Path, tmp_path: Path) -> None:
-    runs = {}
-    for size in ("64", "4096"):
-        out = tmp_path / size
-        rc, stdout, stderr = cli(
-            "batch", tree, "-o", out, "-k", "6", "--shared-palette", "--batch-size", size, "-q"
-        )
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["-k", "1"], "'-k' / '--colors'"),
+        (["-j", "0"], "'--jobs' / '-j'"),
+        (["--engine", "minibatch", "--batch-size", "8"], "'--batch-size'"),
+        (["--engine", "kmeans"], "'--engine'"),
+    ],
+)
+def test_bad_flag_values(cli, tree: Path, tmp_path: Path, args, flag) -> None:
+    """Values the parser refuses (Click's words): one line naming the flag, exit 2."""
+    rc, stdout, stderr = cli("batch", tree, "-o", tmp_path / "out", *args)
+    assert rc == 2 and stdout == ""
+    assert stderr.startswith(f"kmeanscli: error: Invalid value for {flag}: ")
+    assert stderr.endswith(" (see 'kmeanscli batch --help')\n") and stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_size_sets_the_minibatch_shared_palette_fit(cli, tree: Path, tmp_path: Path):
+    def shared(name: str, *flags: str) -> list:
+        out = tmp_path / name
+        rc, stdout, stderr = cli("batch", tree, "-o", out, "-k", "6", "--shared-palette", *flags)
         assert rc == 0 and stdout == "" and stderr == ""
-        runs[size] = json.loads((out / "palette.json").read_text())
-        assert len(runs[size]["colors"]) == 6
+        colors = json.loads((out / "palette.json").read_text())["colors"]
+        assert len(colors) == 6
+        return colors
+
+    small = shared("64", "--engine", "minibatch", "--batch-size", "64", "-q")
+    large = shared("4096", "--engine", "minibatch", "--batch-size", "4096", "-q")
+    assert small != large  # the mini-batch size changes the fit
     # the default is 4096, so the same palette comes out without the flag
-    rc, _, _ = cli("batch", tree, "-o", tmp_path / "d", "-k", "6", "--shared-palette", "-q")
-    assert rc == 0
-    assert json.loads((tmp_path / "d" / "palette.json").read_text()) == runs["4096"]
+    assert shared("default", "--engine", "minibatch", "-q") == large
+    # the default engine is lloyd, the fit compress makes: another palette
+    assert shared("lloyd", "-q") != large
 
 
 def test_failures_before_any_work(cli, tmp_path: Path, monkeypatch) -> None:
@@ -360,4 +394,14 @@ def test_compress_options_apply_per_file_as_compress_does(cli, tree: Path, tmp_p
     assert code == 0
     assert (tmp_path / "d" / "a-k6.png").read_bytes() == (tmp_path / "one.png").read_bytes()
     rc, _, stderr = cli("batch", tree, "-o", out, "--palette", pal, "--shared-palette")
-    assert rc == 2 and "do not go together" in stderr
+    assert rc == 2
+    assert stderr == "kmeanscli: error: --shared-palette and --palette do not go together\n"
+    # the defaults (restarts included) are compress's too: the same bytes for small k
+    for k in ("4", "12"):
+        code, _, _ = cli("batch", tree / "b.jpg", "-o", tmp_path / "def", "-k", k, "-q", "-j", "1")
+        assert code == 0
+        code, _, _ = cli("compress", tree / "b.jpg", "-o", tmp_path / f"b{k}.png", "-k", k, "-q")
+        assert code == 0
+        assert (tmp_path / "def" / f"b-k{k}.png").read_bytes() == (
+            tmp_path / f"b{k}.png"
+        ).read_bytes()

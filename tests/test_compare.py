@@ -215,11 +215,12 @@ def test_compare_k_refuses_bad_arguments():
     src = png_bytes(gradient(4, 4))
     with pytest.raises(UsageError, match=r"^each k must be 2 to 256; got \[1\]$"):
         compare_k(src, [1])
-    with pytest.raises(UsageError, match="^give k values or a quality target$"):
+    with pytest.raises(UsageError, match=r"^give k values or a quality target$"):
         compare_k(src, [])
-    with pytest.raises(UsageError, match="^give at least one method of kmeans, minibatch, mediancut, octree$"):
+    with pytest.raises(UsageError) as caught:
         compare_k(src, [4], methods=["pngquant"])
-    with pytest.raises(OptionsError, match="^palette is fixed: there is no k to compare$"):
+    assert str(caught.value) == "give at least one method of kmeans, minibatch, mediancut, octree"
+    with pytest.raises(OptionsError, match=r"^palette is fixed: there is no k to compare$"):
         compare_k(src, [4], QuantizeOptions(palette=((0, 0, 0), (255, 255, 255))))
     with pytest.raises(OptionsError) as caught:
         compare_k(src, [4], QuantizeOptions(engine="minibatch"), methods=["kmeans", "minibatch"])

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kmeanscli import QuantizeResult, quantize
-from kmeanscli.core import kmeans
-from kmeanscli.core.metrics import mse
 from kmeanscli.constants import MAX_COLORS
+from kmeanscli.core import kmeans
 from kmeanscli.core.histogram import histogram
 from kmeanscli.core.kmeans import nearest
+from kmeanscli.core.metrics import mse
 
 PROPERTY = settings(
     max_examples=60,
@@ -390,6 +390,30 @@ def test_quality_floor_against_full_kmeans(name: str, k: int) -> None:
     assert r.mse == pytest.approx(ours)
     reference = _reference_mse(pixels, k)
     assert ours <= 1.03 * reference, (ours, reference)
+
+
+@pytest.mark.parametrize("k", [2, 16, 64])
+def test_minibatch_engine_gives_exactly_k_colours(k: int) -> None:
+    pixels = synthetic(96, 80)  # a gradient with noise: thousands of colours
+    assert distinct(pixels) > 64
+    r = quantize(pixels, k, engine="minibatch", seed=0)
+    assert r.colors == k
+    check_invariants(pixels, k, r)
+    again = quantize(pixels, k, engine="minibatch", seed=0)
+    np.testing.assert_array_equal(again.palette, r.palette)
+    np.testing.assert_array_equal(again.indices, r.indices)
+
+
+@pytest.mark.parametrize("k", [16, 64])
+def test_minibatch_keeps_the_light_clusters_of_hubble(k: int) -> None:
+    """MiniBatchKMeans's random reassignment once dropped hubble's rare light clusters."""
+    pixels = _bundled("hubble")
+    r = quantize(pixels, k, engine="minibatch", seed=0)
+    assert r.colors == k
+    ours = mse(pixels, r.image())
+    assert r.mse == pytest.approx(ours)
+    reference = _reference_mse(pixels, k)
+    assert ours <= 1.05 * reference, (ours / reference, ours, reference)
 
 
 def test_same_result_whatever_the_thread_count() -> None:

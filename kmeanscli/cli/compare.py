@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from ..options import QuantizeOptions
 
 
-
 def _check_figure_path(path: Path, option: str) -> None:
     """Refuse a figure path before any work: usage error for the extension, failure for
     a folder that is missing or not writable."""

@@ -15,6 +15,7 @@ All functions take arrays of shape ``(..., 3)`` and return float64 arrays of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -148,23 +149,19 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     return linear_to_srgb(xyz @ _XYZ_TO_RGB.T)
 
 
+def _convert(x: np.ndarray, space: str, converters: dict[str, Callable]) -> np.ndarray:
+    if space == "rgb":
+        return _as3(x).copy()
+    if space not in converters:
+        raise ValueError(f"unknown colour space {space!r}; use one of {', '.join(SPACES)}.")
+    return converters[space](x)
+
+
 def to_space(srgb: np.ndarray, space: str) -> np.ndarray:
     """sRGB code values (0..255) to ``space`` ("rgb" returns them as float64 unchanged)."""
-    if space == "rgb":
-        return _as3(srgb).copy()
-    if space == "oklab":
-        return srgb_to_oklab(srgb)
-    if space == "lab":
-        return srgb_to_lab(srgb)
-    raise ValueError(f"unknown colour space {space!r}; use one of {', '.join(SPACES)}.")
+    return _convert(srgb, space, {"oklab": srgb_to_oklab, "lab": srgb_to_lab})
 
 
 def from_space(values: np.ndarray, space: str) -> np.ndarray:
     """Colours in ``space`` back to sRGB code values (float64, not rounded or clipped)."""
-    if space == "rgb":
-        return _as3(values).copy()
-    if space == "oklab":
-        return oklab_to_srgb(values)
-    if space == "lab":
-        return lab_to_srgb(values)
-    raise ValueError(f"unknown colour space {space!r}; use one of {', '.join(SPACES)}.")
+    return _convert(values, space, {"oklab": oklab_to_srgb, "lab": lab_to_srgb})

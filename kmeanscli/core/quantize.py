@@ -182,20 +182,23 @@ def fit_colors(
     locked_values = None
     if locked is not None:
         locked_values = locked.astype(np.float64) if space == "rgb" else space_values(locked, space)
+    engine_settings = {
+        "engine": engine,
+        "max_iter": max_iter,
+        "refine_iter": refine_iter,
+        "batch_size": batch_size,
+    }
     best: tuple[float, Fitted] | None = None
     for run_seed in restart_seeds(seed, restarts):
         step("fit")
         centers = fit(
             found,
             k,
-            engine=engine,
             seed=run_seed,
-            max_iter=max_iter,
-            refine_iter=refine_iter,
-            batch_size=batch_size,
             locked=locked_values,
             n_colors=len(colors),
             progress=step,
+            **engine_settings,
         )
         step("assign")
         as_colors = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
