@@ -152,6 +152,59 @@ def test_methods_rows_carry_the_method(capsys, image):
     assert rows[0]["psnr"] > rows[1]["psnr"] and rows[0]["psnr"] > rows[2]["psnr"]
 
 
+def _compress_json(capsys, path, dst, *flags: str) -> dict:
+    rc, out, err = cli(capsys, "compress", path, "-o", dst, "--json", *flags)
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def test_minibatch_rows_are_compress_with_the_minibatch_engine(capsys, image, tmp_path):
+    path, _ = image
+    rc, out, err = cli(capsys, "compare", path, "-k", "4,8", "--methods", "kmeans,minibatch", "--json")
+    assert rc == 0, err
+    rows = json.loads(out)
+    assert [(r["method"], r["k"]) for r in rows] == [
+        ("kmeans", 4),
+        ("kmeans", 8),
+        ("minibatch", 4),
+        ("minibatch", 8),
+    ]
+    for row in rows:
+        engine = "lloyd" if row["method"] == "kmeans" else "minibatch"
+        dst = tmp_path / f"{engine}{row['k']}.png"
+        report = _compress_json(capsys, path, dst, "-k", str(row["k"]), "--engine", engine)
+        assert report["engine"] == engine
+        assert row["colors"] == report["colors"] == row["k"]
+        assert row["bytes"] == report["bytes_out"] == dst.stat().st_size
+        assert abs(row["psnr"] - report["psnr"]) <= 0.01
+    # --engine minibatch: the kmeans rows are the minibatch ones
+    rc, out, err = cli(capsys, "compare", path, "-k", "4,8", "--engine", "minibatch", "--json")
+    assert rc == 0, err
+    engine_rows = json.loads(out)
+    assert [(r["k"], r["bytes"], r["psnr"]) for r in engine_rows] == [
+        (r["k"], r["bytes"], r["psnr"]) for r in rows if r["method"] == "minibatch"
+    ]
+
+
+def test_dither_and_keep_color_apply_as_in_compress(capsys, image, tmp_path):
+    path, _ = image
+    flags = ["--seed", "4", "--dither", "fs", "--dither-strength", "0.75", "--keep-color", "#ff00ff"]
+    rc, out, err = cli(capsys, "compare", path, "-k", "6", *flags, "--json")
+    assert rc == 0, err
+    (row,) = json.loads(out)
+    dst = tmp_path / "o.png"
+    report = _compress_json(capsys, path, dst, "-k", "6", *flags)
+    assert report["dither"] == "fs" and report["dither_strength"] == 0.75
+    assert row["bytes"] == report["bytes_out"] == dst.stat().st_size
+    assert abs(row["psnr"] - report["psnr"]) <= 0.01
+    with Image.open(dst) as im:
+        assert (255, 0, 255) in {tuple(c) for c in np.asarray(im.getpalette()).reshape(-1, 3)}
+    rc, out, err = cli(capsys, "compare", path, "-k", "6", "--seed", "4", "--json")
+    assert rc == 0, err
+    (plain,) = json.loads(out)
+    assert (plain["bytes"], plain["psnr"]) != (row["bytes"], row["psnr"])  # the flags count
+
+
 def test_stdin_input(capsys, image, monkeypatch):
     path, _ = image
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
@@ -226,11 +279,14 @@ def test_compare_unreachable_target_exits_99_after_the_rows(capsys, image):
     assert "out of reach" in one_error_line(err)
 
 
+TARGETS = "a quality target (--target-psnr, --target-ssim, --max-delta-e)"
+
+
 def test_k_and_a_target_do_not_go_together(capsys, image):
     path, _ = image
     rc, out, err = cli(capsys, "compress", path, "-k", "8", "--target-psnr", "30")
     assert rc == 2 and out == ""
-    assert "not both" in one_error_line(err)
+    assert one_error_line(err) == f"kmeanscli: error: give -k/--colors or {TARGETS}, not both"
 
 
 @pytest.mark.parametrize(
@@ -313,15 +369,46 @@ def test_unwritable_plot_paths_exit_1_before_any_work(capsys, image, tmp_path, o
     assert ".png, .svg or .pdf" in one_error_line(err)
 
 
+ONE_IMAGE = "is for one image; it does not go with several files to score"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--json", "--csv"], "not both"),
-        (["OTHER", "-k", "4"], "-k is for one image"),
-        (["OTHER", "--target-psnr", "30"], "--target-psnr is for one image"),
-        (["--methods", "kmeans,pngquant"], "unknown method 'pngquant'"),
-        (["--methods", "octree", "--target-psnr", "30"], "add kmeans"),
-        (["--sample"], "either IN or --sample"),
+        (["--json", "--csv"], "give --json or --csv, not both"),
+        (["OTHER", "-k", "4"], f"-k {ONE_IMAGE}"),
+        (["OTHER", "--target-psnr", "30"], f"{TARGETS} {ONE_IMAGE}"),
+        (["OTHER", "--methods", "octree"], f"--methods {ONE_IMAGE}"),
+        (["OTHER", "--engine", "minibatch"], f"--engine {ONE_IMAGE}"),
+        (["OTHER", "--engine", "minibatch", "--batch-size", "64"], f"--engine {ONE_IMAGE}"),
+        (["OTHER", "--dither", "fs"], f"--dither {ONE_IMAGE}"),
+        (["OTHER", "--dither", "fs", "--dither-strength", "0.5"], f"--dither {ONE_IMAGE}"),
+        (["OTHER", "--keep-color", "#000000"], f"--keep-color {ONE_IMAGE}"),
+        (["OTHER", "--seed", "3"], f"--seed {ONE_IMAGE}"),
+        (["OTHER", "--space", "lab"], f"--space {ONE_IMAGE}"),
+        (
+            ["--methods", "kmeans,pngquant"],
+            "--methods 'kmeans,pngquant': unknown method 'pngquant'; "
+            "use kmeans, minibatch, mediancut, octree",
+        ),
+        (
+            ["--methods", "octree", "--target-psnr", "30"],
+            "quality targets choose k for kmeans: add kmeans to --methods",
+        ),
+        (
+            ["--methods", "kmeans,minibatch", "--engine", "minibatch"],
+            "the kmeans rows already use the minibatch engine (--engine minibatch): "
+            "ask for one of the two methods",
+        ),
+        (
+            ["--batch-size", "256"],
+            "--batch-size is a setting of the minibatch engine (--engine minibatch)",
+        ),
+        (
+            ["--dither-strength", "0.5"],
+            "--dither-strength needs Floyd–Steinberg dithering (--dither fs)",
+        ),
+        (["--sample"], "give either IN or --sample, not both"),
     ],
 )
 def test_usage_errors(capsys, image, args, message):
@@ -329,13 +416,15 @@ def test_usage_errors(capsys, image, args, message):
     argv = [path if a == "OTHER" else a for a in args]
     rc, out, err = cli(capsys, "compare", path, *argv)
     assert rc == 2 and out == ""
-    assert message in one_error_line(err)
+    assert one_error_line(err) == f"kmeanscli: error: {message}"
 
 
 def test_missing_input_is_a_usage_error(capsys):
     rc, out, err = cli(capsys, "compare")
     assert rc == 2 and out == ""
-    assert "missing IN" in one_error_line(err)
+    assert one_error_line(err) == (
+        "kmeanscli: error: missing IN: give an image path, - for stdin, or --sample"
+    )
 
 
 # -- files mode ----------------------------------------------------------------------------

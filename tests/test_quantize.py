@@ -592,3 +592,18 @@ def test_many_rgba_colours_refine_without_dense_bins() -> None:
         tracemalloc.stop()
     assert result.colors == 8 and result.palette.shape == (8, 4)
     assert peak < 300 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("engine", ["lloyd", "minibatch"])
+@pytest.mark.parametrize("k", [5, 9, 12])
+def test_locked_colours_beside_few_colours(engine: str, k: int) -> None:
+    """10 image colours and 4 locked ones not in the image: k centres from 10 points."""
+    rng = np.random.default_rng(0)
+    palette = rng.integers(0, 256, (10, 3), dtype=np.uint8)
+    pixels = palette[rng.integers(0, 10, (30, 40))]
+    keep = np.array([[1, 2, 3], [250, 250, 250], [0, 255, 0], [9, 9, 9]], np.uint8)
+    r = quantize(pixels, k, engine=engine, keep=keep)
+    assert len(r.palette) == k
+    for colour in keep:
+        assert (r.palette == colour).all(axis=1).any()
+    np.testing.assert_array_equal(np.bincount(r.indices.ravel(), minlength=k), r.counts)

@@ -156,8 +156,11 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
         Integers for 8-bit colours.
     """
     integer = points.dtype.kind in "ui" and centers.dtype.kind in "ui"
-    if not integer or (len(centers) >= _KDTREE_MIN_CENTERS and len(points) >= _KDTREE_MIN_POINTS):
+    if not integer:
         return _kdtree(points, centers)
+    if len(centers) >= _KDTREE_MIN_CENTERS and len(points) >= _KDTREE_MIN_POINTS:
+        labels, sqdist = _kdtree(points, centers)
+        return labels, np.rint(sqdist)  # integers: the square of a rounded square root
     return _exact_blocks(points.astype(np.float32), centers.astype(np.float32))
 
 
@@ -346,6 +349,8 @@ def _fit_minibatch(
 
     centers, fixed = _seed(found[0], k, seed, locked)
     points, weights = found[-1]
+    if len(points) <= k:  # (locked colours beside few colours) the seeds already hold them
+        return centers
     with threadpool_limits(limits=1):
         model = MiniBatchKMeans(
             n_clusters=k,
