@@ -1,4 +1,4 @@
-"""The batch library: fixed palettes (core/palette.py), planning and running (batch.py)."""
+"""The batch library: fixed palettes (core/palette.py), planning and running (kmeanscli.batch)."""
 
 from __future__ import annotations
 

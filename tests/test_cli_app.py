@@ -103,6 +103,7 @@ def test_help(cli) -> None:
     for flag in (
         "--output",
         "--colors",
+        "--engine",
         "--seed",
         "--max-iter",
         "--force",
@@ -127,6 +128,27 @@ def test_every_command_has_help_with_an_example() -> None:
         for param in command.params:
             if param.name not in ("help",):
                 assert getattr(param, "help", None), (name, param.name)
+
+
+@pytest.mark.parametrize(
+    ("command", "default_k", "min_k"),
+    [("compress", 16, 2), ("batch", 16, 2), ("palette", 6, 1), ("compare", None, None)],
+)
+def test_the_quantize_options_are_on_every_command(command, default_k, min_k) -> None:
+    """One option group: the same flags, help and default on compress, batch, palette and
+    compare (whose -k is its own list of k values)."""
+    params = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    for name in ("engine", "space", "seed", "max_iter", "restarts", "batch_size", "keep_color"):
+        assert name in params, name
+    assert params["engine"].opts == ["--engine"]
+    assert params["batch_size"].help.endswith("(only with --engine minibatch). Default: 4096.")
+    if default_k is not None:
+        colors = params["colors"]
+        assert colors.opts == ["-k", "--colors"] and (colors.min, colors.max) == (min_k, 256)
+        assert colors.default is None  # left out: the library's default
+        assert colors.help.endswith(f", {min_k} to 256. Default: {default_k}.")
+    has_dither = command != "palette"
+    assert ("dither" in params) == has_dither and ("dither_strength" in params) == has_dither
 
 
 def test_no_arguments_shows_usage(cli) -> None:

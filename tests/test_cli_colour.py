@@ -147,7 +147,11 @@ CLICK = "Invalid value for "
             "p.xyz: unknown palette extension '.xyz'; use one of .gpl, .json, .txt, .act, .png, "
             ".gif, .webp, .bmp, .tif, .tiff, .jpg, .jpeg",
         ),
-        (["--keep-color", "#12345g"], 2, "--keep-color: '#12345g' is not a hex colour like #ff8000"),
+        (
+            ["--keep-color", "#12345g"],
+            2,
+            "--keep-color: '#12345g' is not a hex colour like #ff8000",
+        ),
         (
             ["--dither-strength", "0.5"],
             2,

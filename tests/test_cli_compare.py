@@ -160,7 +160,9 @@ def _compress_json(capsys, path, dst, *flags: str) -> dict:
 
 def test_minibatch_rows_are_compress_with_the_minibatch_engine(capsys, image, tmp_path):
     path, _ = image
-    rc, out, err = cli(capsys, "compare", path, "-k", "4,8", "--methods", "kmeans,minibatch", "--json")
+    rc, out, err = cli(
+        capsys, "compare", path, "-k", "4,8", "--methods", "kmeans,minibatch", "--json"
+    )
     assert rc == 0, err
     rows = json.loads(out)
     assert [(r["method"], r["k"]) for r in rows] == [
@@ -188,7 +190,8 @@ def test_minibatch_rows_are_compress_with_the_minibatch_engine(capsys, image, tm
 
 def test_dither_and_keep_color_apply_as_in_compress(capsys, image, tmp_path):
     path, _ = image
-    flags = ["--seed", "4", "--dither", "fs", "--dither-strength", "0.75", "--keep-color", "#ff00ff"]
+    flags = ["--seed", "4", "--dither", "fs", "--dither-strength", "0.75"]
+    flags += ["--keep-color", "#ff00ff"]
     rc, out, err = cli(capsys, "compare", path, "-k", "6", *flags, "--json")
     assert rc == 0, err
     (row,) = json.loads(out)

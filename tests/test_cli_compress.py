@@ -211,6 +211,7 @@ def test_json(cli, make_image, tmp_path: Path) -> None:
     assert d["mse"] == pytest.approx(((a - b) ** 2).mean(), abs=1e-5)
     assert d["psnr"] > 10
     assert d["seconds"] >= 0
+    assert d["engine"] == "lloyd"  # the default engine
     # the human report still goes to stderr
     assert "PSNR" in r.stderr
 
@@ -244,6 +245,45 @@ def test_json_quiet(cli, make_image, tmp_path: Path) -> None:
     assert r.stderr == ""
     d = json.loads(r.stdout)
     assert d["format"] == "jpeg" and d["warnings"]
+
+
+# --------------------------------------------------------------------------- --engine
+
+
+def test_engine_minibatch(cli, make_image, tmp_path: Path) -> None:
+    src = make_image("in.png", width=50, height=40)
+    out = tmp_path / "mb.png"
+    r = cli("compress", src, "-k", "7", "--engine", "minibatch", "-o", out, "--json")
+    assert r.code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["engine"] == "minibatch" and d["k"] == d["colors"] == 7
+    assert len(colours_of(load_image(out))) == 7
+    # deterministic, and another fit than lloyd's
+    again = tmp_path / "again.png"
+    assert cli("compress", src, "-k", "7", "--engine", "minibatch", "-o", again).code == 0
+    assert again.read_bytes() == out.read_bytes()
+    lloyd = tmp_path / "lloyd.png"
+    assert cli("compress", src, "-k", "7", "--engine", "lloyd", "-o", lloyd).code == 0
+    assert lloyd.read_bytes() != out.read_bytes()
+    # --batch-size is the minibatch engine's: 4096 by default, another size another fit
+    for size, same in (("4096", True), ("64", False)):
+        sized = tmp_path / f"b{size}.png"
+        flags = ["--engine", "minibatch", "--batch-size", size]
+        r = cli("compress", src, "-k", "7", *flags, "-o", sized, "-q")
+        assert r.code == 0, r.stderr
+        assert (sized.read_bytes() == out.read_bytes()) is same, size
+        assert len(colours_of(load_image(sized))) == 7
+
+
+def test_batch_size_needs_the_minibatch_engine(cli, make_image, tmp_path: Path) -> None:
+    src = make_image("in.png")
+    before = snapshot(tmp_path)
+    for engine in ([], ["--engine", "lloyd"]):
+        line = cli("compress", src, "--batch-size", "256", *engine).assert_one_error(2)
+        assert line == (
+            f"{ERROR_PREFIX}--batch-size is a setting of the minibatch engine (--engine minibatch)"
+        )
+    assert snapshot(tmp_path) == before
 
 
 # --------------------------------------------------------------------------- quiet, plot, preview
@@ -574,7 +614,8 @@ def test_unknown_extension(cli, make_image, tmp_path: Path, out: str) -> None:
         ["--seed", "-1"],
         ["--max-iter", "0"],
         ["--max-iter", "abc"],
-        ["--batch-size", "256"],  # MiniBatchKMeans is only for batch --shared-palette
+        ["--engine", "kmeans"],
+        ["--engine", "minibatch", "--batch-size", "8"],
         ["extra-arg"],
     ],
 )

@@ -53,6 +53,30 @@ def test_json_sorted_by_share(capsys, blocks: Path) -> None:
     assert doc["k"] == 4 and doc["width"] == 20 and err == ""
 
 
+@pytest.mark.parametrize("engine", ["lloyd", "minibatch"])
+def test_engines_find_the_four_flat_colours(capsys, blocks: Path, engine: str) -> None:
+    code, out, err = _cli(capsys, "palette", blocks, "-k", "4", "--engine", engine, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["engine"] == engine and doc["k"] == 4
+    assert [c["hex"] for c in doc["colors"]] == ["#c82828", "#2828c8", "#28c828", "#fafafa"]
+    assert [c["pixels"] for c in doc["colors"]] == [199, 100, 60, 40]
+
+
+def test_default_k_is_6_and_one_colour_is_allowed(capsys, tmp_path: Path, blocks: Path) -> None:
+    rng = np.random.default_rng(0)
+    noisy = tmp_path / "noisy.png"
+    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(noisy)
+    code, out, err = _cli(capsys, "palette", noisy, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["k"] == 6 and len(doc["colors"]) == 6
+    code, out, err = _cli(capsys, "palette", blocks, "-k", "1", "--json")
+    assert code == 0, err
+    (only,) = json.loads(out)["colors"]
+    assert only["pixels"] == 399 and only["share"] == pytest.approx(1.0)
+
+
 def test_table_on_stdout(capsys, blocks: Path) -> None:
     code, out, err = _cli(capsys, "palette", blocks, "-k", "4")
     assert code == 0, err
@@ -92,6 +116,12 @@ def test_plot_and_palette_out(capsys, tmp_path: Path, blocks: Path) -> None:
     [
         (["{missing}"], 1, "no such file"),
         (["{blocks}", "-k", "0"], 2, "-k"),
+        (
+            ["{blocks}", "--batch-size", "256"],
+            2,
+            "kmeanscli: error: --batch-size is a setting of the minibatch engine "
+            "(--engine minibatch)\n",
+        ),
         (["{blocks}", "--plot", "x.gif"], 2, "--plot writes .png, .svg or .pdf"),
         (["{blocks}", "--palette-out", "x.doc"], 2, "unknown palette extension"),
     ],

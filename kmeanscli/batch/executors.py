@@ -75,7 +75,7 @@ class ProcessExecutor(Executor):
     Each worker imports numpy and Pillow once and limits its BLAS threads (threadpoolctl)
     to ``threads`` (default: cores // jobs, at least 1), so the workers don't oversubscribe
     the cores (the k-means steps take their thread count from that limit). Workers do not
-    import scikit-learn (1.2-1.8 s) unless they fit a ``--shared-palette``. When a worker
+    import scikit-learn (1.2-1.8 s) unless the ``minibatch`` engine runs. When a worker
     dies (e.g. killed for lack of memory), a new pool takes over;
     the files that were in hand are retried one at a time, so only the file that kills its
     worker fails (with :class:`WorkerDied`).
