@@ -314,6 +314,8 @@ class _Compression:
 
     def prepare(self) -> None:
         """Count the image's colours once (every k the targets try reuses the count)."""
+        if self.fixed is None:
+            self.step("histogram")
         self.prepared = None if self.fixed is not None else prepare(self.pixels)
 
     def _quantize(self, pixels: np.ndarray, k: int) -> QuantizeResult:

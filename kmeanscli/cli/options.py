@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_ITER
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K
 from ..errors import UsageError
 
 FLAGS: dict[str, str] = {
@@ -291,18 +291,28 @@ def _targets(psnr: float | None, ssim: float | None, delta_e: float | None) -> t
     return tuple(out)
 
 
-# The group: CLI parameter -> (annotation, Typer default, the QuantizeOptions field it sets).
+def _default(field: str, kind: Any = None) -> Any:
+    """The library's one default of a :class:`kmeanscli.QuantizeOptions` field (as the
+    CLI's enum ``kind`` when given), shown in ``--help``."""
+    from ..options import QuantizeOptions
+
+    value = QuantizeOptions.__dataclass_fields__[field].default
+    return kind(value) if kind is not None else value
+
+
+# The group: CLI parameter -> (annotation, default shown, the QuantizeOptions field it sets).
+# A flag left out is not passed on: the field keeps the library's default.
 _GROUP: dict[str, tuple[Any, Any, str]] = {
     "colors": (Colors, None, "k"),
-    "engine": (Engine, EngineName.lloyd, "engine"),
-    "space": (Space, SpaceName.rgb, "space"),
-    "dither": (Dither, DitherName.none, "dither"),
-    "dither_strength": (DitherStrength, 1.0, "dither_strength"),
+    "engine": (Engine, _default("engine", EngineName), "engine"),
+    "space": (Space, _default("space", SpaceName), "space"),
+    "dither": (Dither, _default("dither", DitherName), "dither"),
+    "dither_strength": (DitherStrength, _default("dither_strength"), "dither_strength"),
     "palette": (PaletteIn, None, "palette"),
     "keep_color": (KeepColor, None, "keep_colors"),
     "restarts": (Restarts, None, "restarts"),
-    "seed": (Seed, 0, "seed"),
-    "max_iter": (MaxIter, DEFAULT_MAX_ITER, "max_iter"),
+    "seed": (Seed, _default("seed"), "seed"),
+    "max_iter": (MaxIter, _default("max_iter"), "max_iter"),
     "batch_size": (BatchSize, None, "batch_size"),
     "target_psnr": (TargetPsnr, None, "targets"),
     "target_ssim": (TargetSsim, None, "targets"),
