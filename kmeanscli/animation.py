@@ -24,7 +24,7 @@ import numpy as np
 
 from .core.quantize import QuantizeResult
 from .errors import InputError, UsageError
-from .imageio import ANIMATED_FORMATS, _rgb_profile, _why, default_max_pixels
+from .imageio import ANIMATED_FORMATS, decode_error_reason, default_max_pixels, rgb_profile
 
 __all__ = [
     "DecodedAnimation",
@@ -95,7 +95,7 @@ def decode_animation(
                     "raise it with --max-pixels"
                 )
             fmt = img.format or "GIF"
-            icc = _rgb_profile(img.info.get("icc_profile"))
+            icc = rgb_profile(img.info.get("icc_profile"))
             loop = img.info.get("loop")
             frames: list[np.ndarray] = []
             durations: list[int] = []
@@ -106,7 +106,8 @@ def decode_animation(
         except InputError:
             raise
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
-            raise InputError(f"{name}: corrupt or truncated animation ({_why(exc)})") from exc
+            why = decode_error_reason(exc)
+            raise InputError(f"{name}: corrupt or truncated animation ({why})") from exc
         except MemoryError as exc:
             raise InputError(f"{name}: too large to decode in memory") from exc
         finally:

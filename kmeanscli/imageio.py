@@ -32,9 +32,11 @@ __all__ = [
     "DecodedImage",
     "atomic_write",
     "decode",
+    "decode_error_reason",
     "default_max_pixels",
     "encode",
     "format_for",
+    "rgb_profile",
 ]
 
 FORMATS: dict[str, str] = {
@@ -119,7 +121,7 @@ def _pixels_of(img) -> np.ndarray:  # img: PIL.Image.Image
     return np.ascontiguousarray(a)
 
 
-def _rgb_profile(profile: bytes | None) -> bytes | None:
+def rgb_profile(profile: bytes | None) -> bytes | None:
     """Keep an ICC profile only if it describes RGB data (bytes 16-20 of its header)."""
     if profile and len(profile) >= 20 and profile[16:20] == b"RGB ":
         return profile
@@ -194,7 +196,7 @@ def decode(
                 )
             img.load()
             fmt = img.format
-            icc = _rgb_profile(img.info.get("icc_profile"))
+            icc = rgb_profile(img.info.get("icc_profile"))
             img = ImageOps.exif_transpose(img)
             mode = img.mode
             pixels = _pixels_of(img)
@@ -214,7 +216,8 @@ def decode(
             KeyError,
             struct.error,
         ) as exc:
-            raise InputError(f"{label}: corrupt or truncated image ({_why(exc)})") from exc
+            why = decode_error_reason(exc)
+            raise InputError(f"{label}: corrupt or truncated image ({why})") from exc
         except MemoryError as exc:
             raise InputError(f"{label}: too large to decode in memory") from exc
         finally:
@@ -224,7 +227,7 @@ def decode(
     return DecodedImage(pixels=pixels, icc_profile=icc, mode=mode, format=fmt, bytes_in=len(data))
 
 
-def _why(exc: BaseException) -> str:
+def decode_error_reason(exc: BaseException) -> str:
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     return text.splitlines()[0]
 
