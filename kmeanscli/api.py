@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -18,7 +19,15 @@ from .core.quantize import ProgressCallback, QuantizeResult, prepare, quantize
 from .core.remap import map_to_palette
 from .core.search import SearchResult, search_k
 from .errors import InputError, NotSmallerError, OutputError, TargetNotMetError, UsageError
-from .imageio import FORMATS, AnimatedInputError, atomic_write, decode, encode, format_for
+from .imageio import (
+    FORMATS,
+    AnimatedInputError,
+    atomic_write,
+    decode,
+    encode,
+    format_for,
+    same_file,
+)
 from .options import OptionsError, QuantizeOptions
 
 __all__ = [
@@ -130,15 +139,6 @@ def default_output(src: str | os.PathLike[str], k: int, ext: str = ".png") -> Pa
     """``<stem>-k<K><ext>`` beside the input."""
     p = Path(src)
     return p.with_name(f"{p.stem}-k{k}{ext}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
 
 
 def load_palette(path: str | os.PathLike[str]) -> np.ndarray:
@@ -282,7 +282,7 @@ class _Compression:
             return
         palette_io.format_of(path)
         _check_output(path, self.src_path, self.force, "palette")
-        if self.out_path is not None and _same_file(self.out_path, path):
+        if self.out_path is not None and same_file(self.out_path, path):
             raise UsageError(f"{path}: the palette and the image cannot be the same file")
 
     def read(self) -> None:
@@ -319,13 +319,16 @@ class _Compression:
         self.prepared = None if self.fixed is not None else prepare(self.pixels)
 
     def _quantize(self, pixels: np.ndarray, k: int) -> QuantizeResult:
-        return quantize(
-            pixels,
-            k,
-            prepared=self.prepared if pixels is self.pixels else None,
-            progress=self.step,
-            **self.options.fit_kwargs(),
-        )
+        try:
+            return quantize(
+                pixels,
+                k,
+                prepared=self.prepared if pixels is self.pixels else None,
+                progress=self.step,
+                **self.options.fit_kwargs(),
+            )
+        except ValueError as exc:  # the options are valid: what the image leaves room for
+            raise UsageError(f"{self.label}: {str(exc).rstrip('.')}") from None
 
     def quantize(self) -> None:
         """Map onto the fixed palette, or fit one (at the k the targets choose), then dither."""
@@ -343,7 +346,9 @@ class _Compression:
                 )
         elif options.targets:
             try:
-                self.found = search_k(self.pixels, options.targets, self._quantize)
+                self.found = search_k(
+                    self.pixels, options.targets, self._quantize, k_min=options.min_colors
+                )
             except TargetNotMetError as exc:
                 raise TargetNotMetError(f"{self.label}: {exc}; nothing written") from None
             self.result = self.found.result
@@ -421,11 +426,12 @@ class _Compression:
         if result.transparent_index is not None and k == 256 and result.colors == 255:
             notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
         if result.lossless and self.fixed is None:
-            if result.colors == 0:
+            n = result.unique_colors - (result.transparent_index is not None)  # visible
+            if n == 0:
                 notes.insert(0, "the image is fully transparent: kept exactly")
             else:
-                plural = "colour" if result.colors == 1 else "colours"
-                notes.insert(0, f"the image has only {result.colors} {plural}: all kept exactly")
+                plural = "colour" if n == 1 else "colours"
+                notes.insert(0, f"the image has only {n} {plural}: all kept exactly")
         return notes
 
     def report(self) -> CompressReport:
@@ -613,22 +619,29 @@ def dominant_colors(
         raise OptionsError("{} is fixed: there are no dominant colours to find", "palette")
     if options.targets:
         raise OptionsError("{}: dominant colours are not chosen by a quality target", "targets")
-    k = DEFAULT_DOMINANT_K if options.k is None else options.k
+    if options.k is None:  # checks the locked colours against this k too
+        options = dataclasses.replace(options, k=DEFAULT_DOMINANT_K)
+    k = options.colors
     step = progress or (lambda _stage: None)
     label = input_name or (os.fspath(src) if isinstance(src, (str, os.PathLike)) else "-")
     step("decode")
+    frames = 1
     try:
         pixels = decode(src, max_pixels=max_pixels, name=label).pixels
     except AnimatedInputError as exc:  # the colours of all frames together
         from .animation import decode_animation
 
-        pixels = decode_animation(exc.data, max_pixels=max_pixels, name=label).pixels
-    result = quantize(pixels, k, progress=step, **options.fit_kwargs())
+        animation = decode_animation(exc.data, max_pixels=max_pixels, name=label)
+        pixels, frames = animation.pixels, len(animation.frames)
+    try:
+        result = quantize(pixels, k, progress=step, **options.fit_kwargs())
+    except ValueError as exc:  # the options are valid: what the image leaves room for
+        raise UsageError(f"{label}: {str(exc).rstrip('.')}") from None
     visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
     counts = result.counts[visible]
     order = np.lexsort((np.arange(len(visible)), -counts))
     keep = order[counts[order] > 0]
-    height, width = pixels.shape[:2]
+    height, width = pixels.shape[0] // frames, pixels.shape[1]
     return PaletteReport(
         input=label,
         width=width,
@@ -647,7 +660,7 @@ def _check_output(
     out_path: Path, src_path: Path | None, force: bool, what: str | None = None
 ) -> None:
     """Refuse to write over the input, a folder, or an existing file without ``force``."""
-    if src_path is not None and _same_file(src_path, out_path):
+    if src_path is not None and same_file(src_path, out_path):
         raise OutputError(f"{out_path}: is the input file; refusing to overwrite it")
     if out_path.is_dir():
         raise OutputError(f"{out_path}: is a directory")

@@ -116,7 +116,9 @@ class CompareRow:
     png: bytes | None = field(default=None, repr=False)
     """The palette PNG measured (None for a file): what ``compress`` writes for this k."""
     method: str | None = None
-    """``kmeans``, ``mediancut`` or ``octree`` (None for a file)."""
+    """``kmeans``, ``minibatch``, ``mediancut`` or ``octree`` (None for a file)."""
+    engine: str | None = None
+    """The k-means engine of a ``kmeans`` or ``minibatch`` row (None otherwise)."""
     file: str | None = None
     """The file's name in files mode."""
     chosen: bool = False
@@ -179,6 +181,7 @@ def _row(
     seconds: float,
     bytes_in: int,
     icc_profile: bytes | None,
+    engine: str | None = None,
 ) -> CompareRow:
     started = time.perf_counter()
     data, _ = encode(result, "PNG", icc_profile=icc_profile)
@@ -195,14 +198,17 @@ def _row(
         seconds=seconds,
         png=data,
         method=method,
+        engine=engine,
         image=image,
         result=result,
     )
 
 
-def _fit_methods(methods: Sequence[str], options: QuantizeOptions) -> dict[str, QuantizeOptions]:
+def _fit_methods(
+    methods: Sequence[str], options: QuantizeOptions, batch_size: int | None
+) -> dict[str, QuantizeOptions]:
     """The options of each k-means method asked for: ``kmeans`` with the options' engine,
-    ``minibatch`` with the ``minibatch`` engine."""
+    ``minibatch`` with the ``minibatch`` engine; ``batch_size`` goes to every minibatch fit."""
     runs = {}
     for method in methods:
         if method == "kmeans":
@@ -214,7 +220,18 @@ def _fit_methods(methods: Sequence[str], options: QuantizeOptions) -> dict[str, 
                     "ask for one of the two methods",
                     "engine",
                 )
-            runs[method] = dataclasses.replace(options, engine="minibatch")
+            runs[method] = dataclasses.replace(options, engine="minibatch", batch_size=None)
+    if batch_size is not None:
+        if not any(o.engine == "minibatch" for o in runs.values()):
+            raise OptionsError(
+                "{} is a setting of the minibatch engine ({} minibatch, or the minibatch method)",
+                "batch_size",
+                "engine",
+            )
+        runs = {
+            m: dataclasses.replace(o, batch_size=batch_size) if o.engine == "minibatch" else o
+            for m, o in runs.items()
+        }
     return runs
 
 
@@ -231,7 +248,10 @@ class _Runs:
         if (method, k) not in self.done:
             self.step(f"{method}, k={k}")
             started = time.perf_counter()
-            result = quantize(self.pixels, k, prepared=self.prepared, **options.fit_kwargs())
+            try:
+                result = quantize(self.pixels, k, prepared=self.prepared, **options.fit_kwargs())
+            except ValueError as exc:  # valid options: what the image leaves room for
+                raise UsageError(str(exc).rstrip(".")) from None
             self.done[method, k] = (result, time.perf_counter() - started)
         return self.done[method, k][0]
 
@@ -243,9 +263,9 @@ class _Runs:
 
         return run
 
-    def row(self, method: str, k: int, kmeans: bool, bytes_in: int) -> CompareRow:
-        """One row: kmeanscli's result (``kmeans``) or Pillow's, encoded and scored."""
-        if kmeans:
+    def row(self, method: str, k: int, engine: str | None, bytes_in: int) -> CompareRow:
+        """One row: kmeanscli's result (with ``engine``) or Pillow's, encoded and scored."""
+        if engine is not None:
             result, seconds = self.final(method, k)
         else:
             self.step(f"{method}, k={k}")
@@ -260,6 +280,7 @@ class _Runs:
             seconds=seconds,
             bytes_in=bytes_in,
             icc_profile=self.icc,
+            engine=engine,
         )
 
     def final(self, method: str, k: int) -> tuple[QuantizeResult, float]:
@@ -280,6 +301,7 @@ def compare_k(
     options: QuantizeOptions | None = None,
     *,
     methods: Sequence[str] = ("kmeans",),
+    batch_size: int | None = None,
     strip: bool = False,
     max_pixels: int | None = None,
     input_name: str | None = None,
@@ -301,6 +323,9 @@ def compare_k(
         measured gets a row. A fixed ``palette`` has no k to compare (an error).
     methods : sequence of str
         Any of :data:`METHODS`. Every method runs at every k of the ``kmeans`` rows.
+    batch_size : int, optional
+        The mini-batch size of every ``minibatch`` fit (the ``minibatch`` method's, and the
+        ``kmeans`` rows' with ``options.engine="minibatch"``); an error when none runs.
     strip : bool
         Encode without the input's ICC profile (as ``compress --strip``).
     max_pixels : int, optional
@@ -333,7 +358,14 @@ def compare_k(
     targets = options.targets
     if not ks and not targets:
         raise UsageError("give k values or a quality target")
-    fits = _fit_methods(methods, options)
+    fits = _fit_methods(methods, options, batch_size)
+    n_keep = len(set(options.keep_colors))
+    if ks and n_keep > ks[0]:
+        raise OptionsError(
+            f"{n_keep} colours to keep ({{}}) do not fit in a palette of {{}} = {ks[0]}",
+            "keep_colors",
+            "k",
+        )
     label = input_name or (os.fspath(src) if isinstance(src, (str, os.PathLike)) else "-")
 
     step("decode")
@@ -348,7 +380,12 @@ def compare_k(
     search_method = "kmeans" if "kmeans" in fits else next(iter(fits), None)
     if targets and search_method is not None:
         try:
-            found = search_k(pixels, targets, runs.searcher(search_method, fits[search_method]))
+            found = search_k(
+                pixels,
+                targets,
+                runs.searcher(search_method, fits[search_method]),
+                k_min=options.min_colors,
+            )
         except TargetNotMetError as exc:
             target_error = str(exc)
     all_ks = sorted(set(ks) | {k for _method, k in runs.done})  # with every k the search tried
@@ -362,7 +399,8 @@ def compare_k(
             notes.append("Pillow's median cut does not handle transparency: no mediancut rows")
             continue
         for k in all_ks:
-            row = runs.row(method, k, method in fits, decoded.bytes_in)
+            engine = fits[method].engine if method in fits else None
+            row = runs.row(method, k, engine, decoded.bytes_in)
             if found is not None and method == search_method and k == found.k:
                 row = dataclasses.replace(row, chosen=True)
             rows.append(row)

@@ -37,6 +37,7 @@ __all__ = [
     "encode",
     "format_for",
     "rgb_profile",
+    "same_file",
 ]
 
 FORMATS: dict[str, str] = {
@@ -230,6 +231,17 @@ def decode(
 def decode_error_reason(exc: BaseException) -> str:
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     return text.splitlines()[0]
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file (hard and symbolic links included)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
 
 
 def format_for(path: str | os.PathLike[str] | None) -> str:

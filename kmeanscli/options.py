@@ -228,6 +228,12 @@ class QuantizeOptions:
         return DEFAULT_K if self.k is None else self.k
 
     @property
+    def min_colors(self) -> int:
+        """The smallest palette that holds the locked colours (2 at least): where a search
+        for k starts."""
+        return max(2, len(set(self.keep_colors)))
+
+    @property
     def mini_batch_size(self) -> int:
         """The ``minibatch`` engine's mini-batch size (``batch_size`` or its default)."""
         return DEFAULT_BATCH_SIZE if self.batch_size is None else self.batch_size

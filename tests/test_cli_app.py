@@ -141,7 +141,8 @@ def test_the_quantize_options_are_on_every_command(command, default_k, min_k) ->
     for name in ("engine", "space", "seed", "max_iter", "restarts", "batch_size", "keep_color"):
         assert name in params, name
     assert params["engine"].opts == ["--engine"]
-    assert params["batch_size"].help.endswith("(only with --engine minibatch). Default: 4096.")
+    assert params["batch_size"].help.endswith(" Default: 4096.")
+    assert "--engine minibatch" in params["batch_size"].help
     if default_k is not None:
         colors = params["colors"]
         assert colors.opts == ["-k", "--colors"] and (colors.min, colors.max) == (min_k, 256)

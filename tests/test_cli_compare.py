@@ -72,7 +72,8 @@ def test_json_matches_compress_and_independent_metrics(capsys, image, tmp_path):
     rc, out, err = cli(capsys, "compare", path, "-k", "4,16", "--seed", "7", "--json")
     assert rc == 0, err
     rows = json.loads(out)
-    assert [list(r) for r in rows] == [list(FIELDS)] * 2
+    assert [list(r) for r in rows] == [["engine", *FIELDS]] * 2
+    assert {r["engine"] for r in rows} == {"lloyd"}
     assert [r["k"] for r in rows] == [4, 16]
     for row in rows:
         k = row["k"]
@@ -104,7 +105,7 @@ def test_csv_has_the_json_values(capsys, image):
     rc2, out_csv, err = cli(capsys, "compare", path, "-k", "4,8", "--csv")
     assert rc == rc2 == 0, err
     reader = csv.DictReader(io.StringIO(out_csv))
-    assert reader.fieldnames == list(FIELDS)
+    assert reader.fieldnames == ["engine", *FIELDS]
     for row, expected in zip(reader, json.loads(out_json), strict=True):
         for key in FIELDS:
             if key != "seconds":
@@ -405,7 +406,8 @@ ONE_IMAGE = "is for one image; it does not go with several files to score"
         ),
         (
             ["--batch-size", "256"],
-            "--batch-size is a setting of the minibatch engine (--engine minibatch)",
+            "--batch-size is a setting of the minibatch engine (--engine minibatch, or the "
+            "minibatch method)",
         ),
         (
             ["--dither-strength", "0.5"],

@@ -314,7 +314,7 @@ def batch(
             "--scheduler",
             metavar="ADDRESS",
             help="Run on an existing Dask distributed cluster (e.g. tcp://host:8786); needs "
-            "pip install 'kmeanscli[dask]' and paths the workers can see.",
+            "pip install 'kmeanscli\\[dask]' and paths the workers can see.",
         ),
     ] = None,
     force: Annotated[

@@ -125,7 +125,8 @@ def _files_mode_check(
 
 def _records(comparison: Comparison) -> list[dict[str, Any]]:
     """The JSON/CSV rows: the ``FIELDS``, plus ``file`` (files), ``method`` (with --methods
-    other than k-means alone) and ``chosen`` (with a quality target)."""
+    other than k-means alone), ``engine`` (k-means rows) and ``chosen`` (with a quality
+    target)."""
     with_method = comparison.methods not in ((), ("kmeans",))
     out = []
     for row in comparison.rows:
@@ -134,6 +135,8 @@ def _records(comparison: Comparison) -> list[dict[str, Any]]:
             record["file"] = row.file
         if with_method:
             record["method"] = row.method
+        if row.engine is not None:
+            record["engine"] = row.engine
         record.update(row.to_dict())
         if comparison.targets:
             record["chosen"] = row.chosen
@@ -197,7 +200,7 @@ def render_table(comparison: Comparison, console: Console) -> None:
 def _write_csv(records: list[dict[str, Any]]) -> None:
     from ..compare import FIELDS
 
-    keys = list(records[0]) if records else list(FIELDS)
+    keys = list(dict.fromkeys(key for record in records for key in record)) or list(FIELDS)
     writer = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
     for record in records:
@@ -226,7 +229,7 @@ def _colors_source(comparison: Comparison) -> CompareRow:
     return comparison.rows[0]  # the first method's smallest k: the clearest picture
 
 
-@quantize_options(k=None, palette=False)
+@quantize_options(k=None, palette=False, batch_size=False)
 def compare(
     files: Annotated[
         list[str] | None,
@@ -260,6 +263,17 @@ def compare(
     ] = None,
     *,
     options: QuantizeOptions,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=16,
+            metavar="N",
+            show_default=False,
+            help="Mini-batch size of every minibatch fit: the minibatch method's, and the "
+            "kmeans rows' with --engine minibatch. Default: 4096.",
+        ),
+    ] = None,
     strip: Strip = False,
     max_pixels: MaxPixels = None,
     json_out: Json = False,
@@ -300,6 +314,8 @@ def compare(
     targets = options.targets
     if files_mode:
         _files_mode_check(paths, options, ks=ks, methods=methods, plot_colors=plot_colors)
+        if batch_size is not None:
+            raise UsageError("--batch-size is for one image; it does not go with several files")
     k_values = parse_k_list(ks) if ks is not None else ([] if targets else list(DEFAULT_KS))
     chosen_methods = parse_methods(methods) if methods is not None else ("kmeans",)
     if targets and not {"kmeans", "minibatch"} & set(chosen_methods):
@@ -332,6 +348,7 @@ def compare(
                 k_values,
                 options,
                 methods=chosen_methods,
+                batch_size=batch_size,
                 strip=strip,
                 max_pixels=max_pixels,
                 input_name=name,

@@ -6,12 +6,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import InputError, OutputError, UsageError
+
 if TYPE_CHECKING:
     from ..options import QuantizeOptions
 
-from ..errors import InputError, OutputError, UsageError
-
 __all__ = ["check_palette_paths", "check_plot_path", "read_stdin", "same_path"]
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (the library's check, imported when needed)."""
+    from ..imageio import same_file
+
+    return same_file(a, b)
 
 
 def read_stdin() -> bytes:
@@ -32,16 +39,6 @@ def read_stdin() -> bytes:
         return sys.stdin.buffer.read()
     except OSError as exc:
         raise InputError(f"-: cannot read stdin: {exc.strerror or exc}") from exc
-
-
-def same_path(a: Path, b: Path) -> bool:
-    """Whether two paths name the same file (hard and symbolic links included)."""
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
 
 
 def check_plot_path(plot: Path, src: Path | None, out: Path | None, *, force: bool) -> None:

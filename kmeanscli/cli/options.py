@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K, DITHERS, ENGINES, SPACES
 from ..errors import UsageError
 
 FLAGS: dict[str, str] = {
@@ -68,8 +68,8 @@ MaxIter = Annotated[
     typer.Option(
         "--max-iter",
         min=1,
-        help="Maximum k-means (Lloyd) iterations on the coarse colour histogram; "
-        "the finer levels get fewer.",
+        help="lloyd: maximum Lloyd iterations on the coarse colour histogram (the finer "
+        "levels get fewer); minibatch: passes over the histogram.",
     ),
 ]
 BatchSize = Annotated[
@@ -123,26 +123,10 @@ Plot = Annotated[
 ]
 
 
-class SpaceName(str, Enum):
-    """Colour spaces for ``--space``."""
-
-    rgb = "rgb"
-    oklab = "oklab"
-    lab = "lab"
-
-
-class EngineName(str, Enum):
-    """k-means engines for ``--engine``."""
-
-    lloyd = "lloyd"
-    minibatch = "minibatch"
-
-
-class DitherName(str, Enum):
-    """Dithering methods for ``--dither``."""
-
-    none = "none"
-    fs = "fs"
+# The choices of --space, --engine and --dither, from the library's lists.
+SpaceName = Enum("SpaceName", {name: name for name in SPACES}, type=str)
+EngineName = Enum("EngineName", {name: name for name in ENGINES}, type=str)
+DitherName = Enum("DitherName", {name: name for name in DITHERS}, type=str)
 
 
 Space = Annotated[
@@ -352,21 +336,29 @@ def build_options(ctx: typer.Context, values: dict[str, Any]) -> Any:
 
 
 def quantize_options(
-    *, k: int | None = DEFAULT_K, palette: bool = True, dither: bool = True, targets: bool = True
+    *,
+    k: int | None = DEFAULT_K,
+    k_min: int = 2,
+    palette: bool = True,
+    dither: bool = True,
+    targets: bool = True,
+    batch_size: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the quantization options to a command; it gets ``options: QuantizeOptions``.
 
-    ``k`` is the default shown for ``-k`` (None: the command has its own ``-k``);
-    ``palette``, ``dither`` and ``targets`` say whether those flags apply to the command.
+    ``k`` is the default shown for ``-k`` (None: the command has its own ``-k``) and
+    ``k_min`` its smallest value; ``palette``, ``dither``, ``targets`` and ``batch_size``
+    say whether those flags belong to the group on this command.
     """
-    names = [
-        n
-        for n in _GROUP
-        if not (n == "colors" and k is None)
-        and not (n == "palette" and not palette)
-        and not (n in ("dither", "dither_strength") and not dither)
-        and not (n in _TARGET_FLAGS and not targets)
-    ]
+    left_out = {
+        "colors": k is None,
+        "palette": not palette,
+        "dither": not dither,
+        "dither_strength": not dither,
+        "batch_size": not batch_size,
+        **dict.fromkeys(_TARGET_FLAGS, not targets),
+    }
+    names = [n for n in _GROUP if not left_out.get(n, False)]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command)
@@ -378,8 +370,8 @@ def quantize_options(
         group = []
         for name in names:
             annotation, default, _field = _GROUP[name]
-            if name == "colors" and k != DEFAULT_K:
-                annotation = _colors_option(k, minimum=1)
+            if name == "colors" and (k, k_min) != (DEFAULT_K, 2):
+                annotation = _colors_option(k, minimum=k_min)
             group.append(
                 inspect.Parameter(
                     name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default

@@ -46,7 +46,7 @@ def render_palette(report: PaletteReport, console: Console) -> None:
     console.print(table)
 
 
-@quantize_options(k=DEFAULT_DOMINANT_K, palette=False, dither=False, targets=False)
+@quantize_options(k=DEFAULT_DOMINANT_K, k_min=1, palette=False, dither=False, targets=False)
 def palette(
     input: Annotated[
         str,

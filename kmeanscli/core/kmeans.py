@@ -1,9 +1,10 @@
 """Weighted k-means on a colour histogram: one seeding, one search, one Lloyd step, two engines.
 
-- :func:`nearest` finds every point's nearest centre. Its fast paths live inside it: exact
-  float32 ``|c|^2 - 2 x.c`` blocks for 8-bit colours (integers, so the arithmetic is exact),
-  a float64 KD-tree for many centres or for points of a perceptual space, and for the Lloyd
-  steps a packed-key minimum below 64 centres, over threads in fixed blocks.
+- :class:`NearestSearch` (and :func:`nearest`) finds every point's nearest centre. Its fast
+  paths live inside it: exact float32 ``|c|^2 - 2 x.c`` blocks for 8-bit colours (integers,
+  so the arithmetic is exact), a float64 KD-tree for many centres or for points of a
+  perceptual space, and for the Lloyd steps a packed-key minimum below 64 centres, over
+  threads in fixed blocks.
 - :func:`kmeans_plusplus` is greedy weighted k-means++ (scikit-learn's, the same centres).
 - :func:`lloyd` runs weighted Lloyd iterations; centres in ``fixed`` never move (locked
   colours), empty ones move to the worst-served point.
@@ -18,7 +19,8 @@
       The same k-means++ start, then scikit-learn's ``MiniBatchKMeans`` on the finest level
       with ``sample_weight`` (``reassignment_ratio=0``: its random reassignment moved the
       centres of light, rare colours away and raised the error by 5-8 % at k = 64 and 256),
-      on one thread so the result does not depend on the machine.
+      on one thread so the result does not depend on the machine. Its steps cannot hold a
+      centre fixed: locked colours are seeds and are put back after the fit.
 
 Every path is reproducible whatever the number of threads: blocks are fixed, centres are
 float64 means from ``np.bincount``, and nothing adds partial sums in the order threads finish.
@@ -35,7 +37,15 @@ import numpy as np
 from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_ITER, DEFAULT_REFINE_ITER, ENGINES
 from .histogram import Level
 
-__all__ = ["ENGINES", "fit", "kmeans_plusplus", "lloyd", "nearest", "restart_seeds"]
+__all__ = [
+    "ENGINES",
+    "NearestSearch",
+    "fit",
+    "kmeans_plusplus",
+    "lloyd",
+    "nearest",
+    "restart_seeds",
+]
 
 _PACKED_MAX_K = 64  # below this many centres the Lloyd search packs index and distance
 _BLOCK = 2048  # points per distance block (argmin) ...
@@ -84,40 +94,71 @@ def _exact_blocks(x: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return labels, sqdist
 
 
-class _Search:
-    """The Lloyd steps' search: the points prepared once, the blocks shared by threads."""
+class NearestSearch:
+    """The one nearest-centre search, its points prepared once for many sets of centres.
 
-    def __init__(self, points: np.ndarray, k: int, threads: int) -> None:
+    :meth:`exact` gives the truly nearest centre and the squared distance: for 8-bit colours
+    (both arrays uint8) float32 ``|c|^2 - 2 x.c`` blocks, exact because every intermediate
+    is an integer below 2**24, or a KD-tree for many centres and points (float64, rounded
+    back to the integers the distances are); for points of a perceptual space a float64
+    KD-tree. :meth:`labels` is the Lloyd steps' fast search on float centres: float32
+    blocks (as scikit-learn's ``KMeans``), below 64 centres a packed-key minimum, in fixed
+    blocks that ``threads`` threads share, so the labels never depend on the thread count.
+    Use as a context manager (it may hold a thread pool).
+    """
+
+    def __init__(self, points: np.ndarray, *, threads: int = 1) -> None:
+        self.points = points
+        self.threads = threads
         self.x = np.ascontiguousarray(points, dtype=np.float32)
-        self.packed = k < _PACKED_MAX_K
-        if self.packed:
-            self.xt = np.ascontiguousarray(self.x.T)
-            self.x_sq = np.einsum("ij,ij->i", self.x, self.x)
-        n = len(self.x)
-        self.starts = range(0, n, _PACKED_BLOCK if self.packed else _BLOCK)
-        use = threads if threads > 1 and n * k >= _THREADED_MIN_WORK else 1
-        self.pool = ThreadPoolExecutor(use) if use > 1 else None
+        self._xt: np.ndarray | None = None
+        self._x_sq: np.ndarray | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> NearestSearch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+        """Stop the thread pool, if one was started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def exact(self, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (intp) and float64 squared distances to the truly nearest centres."""
+        integer = self.points.dtype.kind in "ui" and centers.dtype.kind in "ui"
+        if not integer:
+            return _kdtree(self.points, centers)
+        if len(centers) >= _KDTREE_MIN_CENTERS and len(self.x) >= _KDTREE_MIN_POINTS:
+            labels, sqdist = _kdtree(self.points, centers)
+            return labels, np.rint(sqdist)  # integers: the square of a rounded square root
+        return _exact_blocks(self.x, centers.astype(np.float32))
 
     def labels(self, centers: np.ndarray) -> np.ndarray:
+        """Labels of the nearest centres by float32 distances (ties within 2**-15 below
+        64 centres), for the Lloyd steps."""
         c = np.asarray(centers, dtype=np.float32)
         c_sq = np.einsum("ij,ij->i", c, c)
         out = np.empty(len(self.x), dtype=np.intp)
-        if self.packed:
+        if len(c) < _PACKED_MAX_K:
+            if self._xt is None:
+                self._xt = np.ascontiguousarray(self.x.T)
+                self._x_sq = np.einsum("ij,ij->i", self.x, self.x)
+            xt, x_sq = self._xt, self._x_sq
             neg2c = -2.0 * c
             ids = np.arange(len(c), dtype=np.int32)[:, None]
+            size = _PACKED_BLOCK
 
             def block(start: int) -> None:
                 # Squared distances made non-negative order as integers by their float32
                 # bits; the centre's index goes in the 8 lowest bits and one minimum gives
-                # both (2.4x faster than argmin at k = 16; distances within 2**-15 tie).
-                stop = start + _PACKED_BLOCK
-                d = neg2c @ self.xt[:, start:stop]
+                # both (2.4x faster than argmin at k = 16).
+                d = neg2c @ xt[:, start : start + size]
                 d += c_sq[:, None]
-                d += self.x_sq[start:stop]
+                d += x_sq[start : start + size]
                 np.maximum(d, 0.0, out=d)
                 key = d.view(np.int32)
                 key &= ~0xFF
@@ -126,17 +167,25 @@ class _Search:
 
         else:
             neg2ct = np.ascontiguousarray(-2.0 * c.T)
+            size = _BLOCK
 
             def block(start: int) -> None:
-                d = self.x[start : start + _BLOCK] @ neg2ct
+                d = self.x[start : start + size] @ neg2ct
                 d += c_sq
                 out[start : start + len(d)] = np.argmin(d, axis=1)
 
-        for _ in (
-            map(block, self.starts) if self.pool is None else self.pool.map(block, self.starts)
-        ):
+        starts = range(0, len(self.x), size)
+        pool = self._threads_for(len(c))
+        for _ in map(block, starts) if pool is None else pool.map(block, starts):
             pass
         return out
+
+    def _threads_for(self, k: int) -> ThreadPoolExecutor | None:
+        if self.threads <= 1 or len(self.x) * k < _THREADED_MIN_WORK:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads)
+        return self._pool
 
 
 def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +195,8 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     ----------
     points : ndarray, shape (n, d)
     centers : ndarray, shape (k, d)
-        Both uint8 (8-bit colours: exact float32 arithmetic, or a KD-tree for many centres
-        and points) or float (values of a perceptual space: a float64 KD-tree).
+        Both uint8 (8-bit colours) or float (values of a perceptual space); see
+        :meth:`NearestSearch.exact`.
 
     Returns
     -------
@@ -155,13 +204,7 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     sqdist : ndarray of float64, shape (n,)
         Integers for 8-bit colours.
     """
-    integer = points.dtype.kind in "ui" and centers.dtype.kind in "ui"
-    if not integer:
-        return _kdtree(points, centers)
-    if len(centers) >= _KDTREE_MIN_CENTERS and len(points) >= _KDTREE_MIN_POINTS:
-        labels, sqdist = _kdtree(points, centers)
-        return labels, np.rint(sqdist)  # integers: the square of a rounded square root
-    return _exact_blocks(points.astype(np.float32), centers.astype(np.float32))
+    return NearestSearch(points).exact(centers)
 
 
 def kmeans_plusplus(points: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -226,14 +269,13 @@ def lloyd(
     """
     k = len(centers)
     fixed = np.zeros(k, dtype=bool) if fixed is None else fixed
-    search = _Search(points, k, threads)
-    x = search.x
     w = weights.astype(np.float64)
-    weighted = [w * x[:, j] for j in range(x.shape[1])]
     c = centers.astype(np.float64)
-    labels = np.zeros(len(x), dtype=np.intp)
     previous: np.ndarray | None = None
-    try:
+    with NearestSearch(points, threads=threads) as search:
+        x = search.x
+        weighted = [w * x[:, j] for j in range(x.shape[1])]
+        labels = np.zeros(len(x), dtype=np.intp)
         for _ in range(max_iter):
             labels = search.labels(c)
             if previous is not None and np.array_equal(labels, previous):
@@ -249,8 +291,6 @@ def lloyd(
                 cost = np.einsum("ij,ij->i", diff, diff) * w
                 far = np.argsort(-cost, kind="stable")[: len(empty)]
                 c[empty[: len(far)]] = x[far]
-    finally:
-        search.close()
     diff = x - c[labels].astype(np.float32)
     return c.astype(np.float32), float(np.dot(np.einsum("ij,ij->i", diff, diff), w))
 
@@ -347,11 +387,11 @@ def _fit_minibatch(
     from sklearn.cluster import MiniBatchKMeans  # 1.2-1.8 s to import: only for this engine
     from threadpoolctl import threadpool_limits
 
-    centers, fixed = _seed(found[0], k, seed, locked)
     points, weights = found[-1]
-    if len(points) <= k:  # (locked colours beside few colours) the seeds already hold them
-        return centers
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1):  # k-means++ and the mini-batch steps on one thread
+        centers, fixed = _seed(found[0], k, seed, locked)
+        if len(points) <= k:  # (locked colours beside few colours) the seeds hold them all
+            return centers
         model = MiniBatchKMeans(
             n_clusters=k,
             init=centers,
@@ -364,7 +404,7 @@ def _fit_minibatch(
         )
         model.fit(points, sample_weight=weights)
     out = model.cluster_centers_.astype(np.float32)
-    out[fixed] = centers[fixed]
+    out[fixed] = centers[fixed]  # its steps cannot hold a centre: the locked ones go back
     return out
 
 

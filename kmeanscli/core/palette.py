@@ -23,7 +23,7 @@ import numpy as np
 
 from ..constants import MAX_COLORS
 from .histogram import histogram, pack_rgb, unpack_rgb
-from .quantize import auto_restarts, fit_colors, palette_order
+from .quantize import auto_restarts, check_pixels, fit_colors, palette_order
 
 __all__ = ["color_histogram", "fit_palette", "merge_histograms", "sample_histogram"]
 
@@ -32,13 +32,6 @@ DEFAULT_MAX_COLORS = 65_536
 
 Histogram = tuple[np.ndarray, np.ndarray]
 """``(colors, counts)``: uint8 (n, 3) RGB colours and their int64 or float64 weights."""
-
-
-def _check_pixels(pixels: np.ndarray) -> None:
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise ValueError("pixels must be a numpy array of dtype uint8.")
-    if pixels.ndim not in (2, 3) or pixels.shape[-1] not in (3, 4):
-        raise ValueError(f"pixels must have shape (H, W, 3|4) or (N, 3|4); got {pixels.shape}.")
 
 
 def sample_histogram(
@@ -83,7 +76,7 @@ def color_histogram(
     counts : ndarray, shape (n,)
         Pixel counts (int64), or float64 weights when sampled.
     """
-    _check_pixels(pixels)
+    check_pixels(pixels, allow_empty=True)
     flat = pixels.reshape(-1, pixels.shape[-1])
     if flat.shape[1] == 4:
         flat = flat[flat[:, 3] > 0, :3]

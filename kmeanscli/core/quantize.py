@@ -40,6 +40,7 @@ __all__ = [
     "PreparedImage",
     "QuantizeResult",
     "auto_restarts",
+    "check_pixels",
     "fit_colors",
     "palette_order",
     "prepare",
@@ -224,12 +225,13 @@ def palette_order(palette: np.ndarray) -> np.ndarray:
     return np.lexsort((code, luma, alpha))
 
 
-def _check_pixels(pixels: np.ndarray) -> None:
+def check_pixels(pixels: np.ndarray, *, allow_empty: bool = False) -> None:
+    """Raise ``ValueError`` unless ``pixels`` is uint8 of shape (H, W, 3|4) or (N, 3|4)."""
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
         raise ValueError("pixels must be a numpy array of dtype uint8.")
     if pixels.ndim not in (2, 3) or pixels.shape[-1] not in (3, 4):
         raise ValueError(f"pixels must have shape (H, W, 3|4) or (N, 3|4); got {pixels.shape}.")
-    if pixels.size == 0:
+    if pixels.size == 0 and not allow_empty:
         raise ValueError("the image has no pixels.")
 
 
@@ -275,7 +277,7 @@ def prepare(pixels: np.ndarray) -> PreparedImage:
 
     ``pixels`` follows :func:`quantize`'s contract and must not change afterwards.
     """
-    _check_pixels(pixels)
+    check_pixels(pixels)
     channels = pixels.shape[-1]
     flat = pixels.reshape(-1, channels)
     visible: np.ndarray | None = None
@@ -363,7 +365,7 @@ def quantize(
     ValueError
         For an input or argument outside the contract above.
     """
-    _check_pixels(pixels)
+    check_pixels(pixels)
     restarts = auto_restarts(k) if restarts is None else restarts
     _check_settings(k, seed, max_iter, refine_iter, engine, space, restarts)
     step = progress or (lambda _stage: None)
