@@ -13,8 +13,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .constants import DEFAULT_DOMINANT_K, DEFAULT_ENGINE, DEFAULT_SPACE
+from .constants import DEFAULT_DOMINANT_K, DEFAULT_ENGINE, DEFAULT_SPACE, MAX_COLORS
 from .core import palette_io
+from .core.metrics import mse, same_channels, visible_colors
 from .core.quantize import ProgressCallback, QuantizeResult, prepare, quantize
 from .core.remap import map_to_palette
 from .core.search import SearchResult, search_k
@@ -211,7 +212,7 @@ def _options(options: QuantizeOptions | int | None) -> QuantizeOptions:
 
 class _Compression:
     """:func:`compress_file`'s stages, run in order by it:
-    read -> prepare -> quantize -> encode -> write -> report.
+    read -> prepare -> quantize -> encode -> write -> measure -> report.
 
     The constructor settles the paths and refuses bad ones before any work is done.
     """
@@ -421,10 +422,20 @@ class _Compression:
             with atomic_write(self.palette_out) as fh:
                 fh.write(self.palette_data)
 
+    def measure(self) -> None:
+        """The numbers of the file written, as any reader decodes it: a palette PNG holds
+        the result exactly; JPEG, GIF (no partial alpha), BMP (no alpha) and the others are
+        decoded again, so the report and ``compare IN OUT`` agree on every format."""
+        written = self.result.image()
+        if self.fmt != "PNG" and self.animation is None:
+            self.step("measure")
+            written = decode(self.data, max_pixels=self.max_pixels, name=self.label).pixels
+        original, written = same_channels(self.pixels, written)
+        self.mse = mse(original, written)
+        self.colors = visible_colors(written)
+
     def _summary_notes(self, k: int) -> list[str]:
         result, notes = self.result, list(self.notes)
-        if result.transparent_index is not None and k == 256 and result.colors == 255:
-            notes.insert(0, "a palette holds 256 entries: 255 colours + the transparent one")
         if result.lossless and self.fixed is None:
             n = result.unique_colors - (result.transparent_index is not None)  # visible
             if n == 0:
@@ -448,14 +459,14 @@ class _Compression:
             width=width,
             height=height,
             k=k,
-            colors=result.colors,
+            colors=self.colors,
             unique_colors_in=result.unique_colors,
             bytes_in=self.bytes_in,
             bytes_out=len(self.data),
-            mse=result.mse,
+            mse=self.mse,
             seconds=time.perf_counter() - self.started,
             seed=options.seed,
-            lossless=result.lossless,
+            lossless=result.lossless and self.mse == 0,
             transparent=result.transparent_index is not None or self.pixels.shape[-1] == 4,
             engine=options.engine,
             space=options.space,
@@ -549,6 +560,7 @@ def compress_file(
     job.quantize()
     job.encode()
     job.write()
+    job.measure()
     return job.report()
 
 
@@ -633,8 +645,10 @@ def dominant_colors(
 
         animation = decode_animation(exc.data, max_pixels=max_pixels, name=label)
         pixels, frames = animation.pixels, len(animation.frames)
+    # k colours are shown: a transparent entry, if any, comes on top (at most 256 entries)
+    entries = min(k + 1, MAX_COLORS) if _has_transparent(pixels) else k
     try:
-        result = quantize(pixels, k, progress=step, **options.fit_kwargs())
+        result = quantize(pixels, entries, progress=step, **options.fit_kwargs())
     except ValueError as exc:  # the options are valid: what the image leaves room for
         raise UsageError(f"{label}: {str(exc).rstrip('.')}") from None
     visible = [i for i in range(len(result.palette)) if i != result.transparent_index]
@@ -654,6 +668,10 @@ def dominant_colors(
         pixels=counts[keep].astype(np.int64),
         result=result,
     )
+
+
+def _has_transparent(pixels: np.ndarray) -> bool:
+    return pixels.shape[-1] == 4 and bool((pixels[..., 3] == 0).any())
 
 
 def _check_output(

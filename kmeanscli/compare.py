@@ -21,8 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .constants import DEFAULT_KS, MAX_COLORS
-from .core.histogram import histogram
-from .core.metrics import Scores, mse, scores
+from .core.metrics import Scores, mse, same_channels, scores, visible_colors
 from .core.quantize import QuantizeResult, prepare, quantize
 from .core.search import SearchResult, Target, search_k
 from .errors import InputError, TargetNotMetError, UsageError
@@ -423,13 +422,6 @@ def compare_k(
     )
 
 
-def _with_alpha(pixels: np.ndarray) -> np.ndarray:
-    if pixels.shape[-1] == 4:
-        return pixels
-    alpha = np.full((*pixels.shape[:2], 1), 255, dtype=np.uint8)
-    return np.concatenate([pixels, alpha], axis=-1)
-
-
 def compare_files(
     original: str | os.PathLike[str],
     others: Sequence[str | os.PathLike[str]],
@@ -465,10 +457,8 @@ def compare_files(
             raise InputError(
                 f"{name}: is {w}x{h} but the original {label} is {width}x{height}; sizes must match"
             )
-        ref = base.pixels
-        if pixels.shape[-1] != ref.shape[-1]:
-            ref, pixels = _with_alpha(ref), _with_alpha(pixels)
-        colors = len(histogram(pixels.reshape(-1, pixels.shape[-1])).counts)
+        ref, pixels = same_channels(base.pixels, pixels)
+        colors = visible_colors(pixels)
         rows.append(
             CompareRow(
                 k=None,

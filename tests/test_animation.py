@@ -67,13 +67,15 @@ def test_animated_gif_round_trip(capsys, tmp_path: Path, gif: Path, ext, fmt, di
     stdout, err = capsys.readouterr()
     assert code == 0, err
     report = json.loads(stdout)
-    assert report["frames"] == 4 and report["colors"] == 8
+    # k = 8 palette entries: 7 colours and the transparent one
+    assert report["frames"] == 4 and report["colors"] == 7
     assert (report["width"], report["height"]) == (32, 24)
     got_fmt, frames, durations, loop = _read(out)
     assert got_fmt == fmt and len(frames) == 4
     assert [round(d) for d in durations] == DURATIONS
     assert loop == 3
-    assert len(_visible_colours(frames)) == 8  # one palette of exactly k over all frames
+    # one palette of exactly k entries over all frames: 7 colours and the transparent one
+    assert len(_visible_colours(frames)) == 7
     _, original, _, _ = _read(gif)
     for f_in, f_out in zip(original, frames, strict=True):
         assert np.array_equal(f_in[..., 3] == 0, f_out[..., 3] == 0)  # transparency kept
@@ -142,4 +144,4 @@ def test_animation_through_stdin_and_stdout(tmp_path: Path, gif: Path) -> None:
     out.write_bytes(done.stdout)
     fmt, frames, durations, _ = _read(out)
     assert fmt == "PNG" and len(frames) == 4 and [round(d) for d in durations] == DURATIONS
-    assert len(_visible_colours(frames)) == 4
+    assert len(_visible_colours(frames)) == 3  # -k 4: 3 colours + the transparent entry

@@ -147,7 +147,10 @@ def test_the_quantize_options_are_on_every_command(command, default_k, min_k) ->
         colors = params["colors"]
         assert colors.opts == ["-k", "--colors"] and (colors.min, colors.max) == (min_k, 256)
         assert colors.default is None  # left out: the library's default
-        assert colors.help.endswith(f", {min_k} to 256. Default: {default_k}.")
+        assert colors.help.endswith(f"Default: {default_k}.")
+        assert f"{min_k} to 256" in colors.help
+        if command != "palette":  # its -k counts dominant colours, not palette entries
+            assert "a transparent one included" in colors.help
     has_dither = command != "palette"
     assert ("dither" in params) == has_dither and ("dither_strength" in params) == has_dither
 

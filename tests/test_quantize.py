@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kmeanscli import QuantizeResult, quantize
-from kmeanscli.constants import MAX_COLORS
 from kmeanscli.core import kmeans
 from kmeanscli.core.histogram import histogram
 from kmeanscli.core.kmeans import nearest
@@ -65,7 +64,8 @@ def check_invariants(pixels: np.ndarray, k: int, r: QuantizeResult) -> None:
     # colour count: at most k, exactly k when the image has at least k colours
     n_in = distinct(pixels)
     assert r.unique_colors == n_in + int(transparent.any())
-    cap = min(k, MAX_COLORS - 1) if transparent.any() else k
+    cap = k - 1 if transparent.any() else k  # k counts the transparent entry
+    assert len(r.palette) <= k
     assert r.colors == min(cap, n_in)
     assert r.lossless == (n_in <= cap)
     # every visible pixel got a truly nearest palette colour (brute force, int64)
@@ -120,6 +120,11 @@ def test_properties_rgb(pixels: np.ndarray, k: int, seed: int) -> None:
     k=st.integers(1, 24),
 )
 def test_properties_rgba(pixels: np.ndarray, k: int) -> None:
+    flat = pixels.reshape(-1, 4)
+    if k == 1 and (flat[:, 3] == 0).any() and (flat[:, 3] > 0).any():
+        with pytest.raises(ValueError, match="k = 1 leaves no palette entry"):
+            quantize(pixels, k, seed=0)
+        return
     r = quantize(pixels, k, seed=0)
     check_invariants(pixels, k, r)
 
@@ -194,13 +199,13 @@ def test_input_is_not_modified() -> None:
 # --------------------------------------------------------------------------- alpha
 
 
-def test_transparent_pixels_get_one_free_entry() -> None:
+def test_transparent_pixels_share_one_of_the_k_entries() -> None:
     pixels = synthetic(30, 21, colors=40, alpha="binary")
     r = quantize(pixels, 8)
     assert r.transparent_index == 0
     np.testing.assert_array_equal(r.palette[0], [0, 0, 0, 0])
-    assert r.colors == 8
-    assert len(r.palette) == 9
+    assert r.colors == 7  # k is the palette size: 7 colours + the transparent entry
+    assert len(r.palette) == 8
     assert (r.palette[1:, 3] == 255).all()
     transparent = pixels[..., 3] == 0
     np.testing.assert_array_equal(r.indices == 0, transparent)

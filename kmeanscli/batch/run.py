@@ -213,7 +213,7 @@ class _Run:
 
         self.emit(BatchEvent("stage", "palette", 0, 1))
         q = self.options.quantize
-        k = min(q.colors, 255) if any(h[2] for h in histograms) else q.colors
+        k = q.colors - 1 if any(h[2] for h in histograms) else q.colors  # + transparent
         merged = merge_histograms((colors, counts) for colors, counts, _ in histograms)
         merged = sample_histogram(*merged, DEFAULT_MAX_COLORS, seed=q.seed)
         ((_, palette, exc),) = list(

@@ -20,6 +20,7 @@ _STAGE_TEXT = {
     "assign": "Mapping pixels",
     "dither": "Dithering",
     "encode": "Encoding",
+    "measure": "Measuring the file written",
 }
 
 

@@ -47,8 +47,12 @@ def _colors_option(default_k: int, minimum: int = 2) -> Any:
             min=minimum,
             max=256,
             show_default=False,
-            help=f"Number of colours in the output (palette entries), {minimum} to 256. "
-            f"Default: {default_k}.",
+            help=(
+                f"Palette size, {minimum} to 256: at most K entries, a transparent one included. "
+                if minimum == 2
+                else f"How many colours, {minimum} to 256. "
+            )
+            + f"Default: {default_k}.",
         ),
     ]
 

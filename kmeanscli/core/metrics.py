@@ -22,9 +22,11 @@ __all__ = [
     "mse",
     "psnr",
     "psnr_from_mse",
+    "same_channels",
     "scores",
     "squared_error_sum",
     "ssim",
+    "visible_colors",
     "visible_rgb",
 ]
 
@@ -64,6 +66,32 @@ def psnr_from_mse(value: float) -> float:
 def psnr(original: np.ndarray, quantized: np.ndarray) -> float:
     """PSNR in dB between two 8-bit images (``inf`` for identical images)."""
     return psnr_from_mse(mse(original, quantized))
+
+
+def same_channels(original: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images with the same channels: when one is RGB and the other RGBA, the RGB one
+    gets an opaque alpha channel (a file written without alpha is opaque)."""
+    if original.shape[-1] == other.shape[-1]:
+        return original, other
+
+    def rgba(image: np.ndarray) -> np.ndarray:
+        if image.shape[-1] == 4:
+            return image
+        alpha = np.full((*image.shape[:-1], 1), 255, dtype=np.uint8)
+        return np.concatenate([image, alpha], axis=-1)
+
+    return rgba(original), rgba(other)
+
+
+def visible_colors(image: np.ndarray) -> int:
+    """Distinct visible colours of an image: fully transparent pixels do not count (a
+    palette's transparent entry is no colour), partly transparent ones count with alpha."""
+    from .histogram import histogram
+
+    flat = image.reshape(-1, image.shape[-1])
+    if flat.shape[1] == 4:
+        flat = flat[flat[:, 3] > 0]
+    return len(histogram(np.ascontiguousarray(flat)).counts) if len(flat) else 0
 
 
 def visible_rgb(image: np.ndarray) -> np.ndarray:

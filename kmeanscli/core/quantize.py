@@ -124,7 +124,9 @@ class Fitted:
     lossless: bool
 
 
-def _locked_colors(keep: np.ndarray | None, channels: int, k: int) -> np.ndarray | None:
+def _locked_colors(
+    keep: np.ndarray | None, channels: int, k: int, transparent: bool = False
+) -> np.ndarray | None:
     """The distinct locked colours in order, laid out in ``channels`` (opaque alpha)."""
     if keep is None:
         return None
@@ -136,7 +138,12 @@ def _locked_colors(keep: np.ndarray | None, channels: int, k: int) -> np.ndarray
     _, first = np.unique(rgb, axis=0, return_index=True)
     rgb = rgb[np.sort(first)]
     if len(rgb) > k:
-        raise ValueError(f"{len(rgb)} colours to keep do not fit in a palette of {k}.")
+        raise ValueError(
+            f"{len(rgb)} colours to keep do not fit beside the transparent entry in a "
+            f"palette of {k + 1}."
+            if transparent
+            else f"{len(rgb)} colours to keep do not fit in a palette of {k}."
+        )
     out = np.full((len(rgb), channels), 255, dtype=np.uint8)
     out[:, :3] = rgb
     return out
@@ -315,11 +322,10 @@ def quantize(
     pixels : ndarray of uint8, shape (H, W, C) or (N, C), C = 3 (RGB) or 4 (RGBA)
         The image. It is not modified.
     k : int
-        Number of colours, 1 to 256. The output has exactly ``k`` colours when the image
-        has at least ``k`` distinct (visible) colours; otherwise all its colours are kept
-        exactly. Fully transparent pixels share one extra transparent entry that does not
-        count towards ``k`` (with ``k`` = 256 it takes the place of one colour, since a
-        palette holds 256 entries).
+        Palette size, 1 to 256: the palette has exactly ``k`` entries when the image has
+        enough distinct (visible) colours; otherwise all its colours are kept exactly. Fully
+        transparent pixels share one transparent entry, which is one of the ``k`` (so an
+        image with transparency gets ``k - 1`` visible colours; it needs ``k >= 2``).
     engine : {"lloyd", "minibatch"}, optional
         The k-means engine (see :mod:`kmeanscli.core.kmeans`): ``"lloyd"``, exact weighted
         Lloyd iterations coarse to fine (the default), or ``"minibatch"``, scikit-learn's
@@ -379,9 +385,14 @@ def quantize(
         raise ValueError("prepared must come from prepare() on the same pixels array.")
     hist = prepared.hist
     has_transparent = prepared.visible is not None
-    k_eff = min(k, MAX_COLORS - 1) if has_transparent else k
+    k_eff = k - 1 if has_transparent else k  # k counts the transparent entry
+    if hist is not None and k_eff < 1:
+        raise ValueError(
+            f"k = {k} leaves no palette entry for the visible colours beside the transparent "
+            "one; use k >= 2."
+        )
+    locked = _locked_colors(keep, channels, k_eff, has_transparent)  # checked here, with k
     if hist is None:  # nothing visible
-        locked = _locked_colors(keep, channels, k_eff)
         empty = np.zeros((0, channels), dtype=np.uint8)
         fitted = Fitted(empty if locked is None else locked, np.zeros(0, np.intp), 0.0, True)
     else:
