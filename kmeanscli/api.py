@@ -426,10 +426,15 @@ class _Compression:
         """The numbers of the file written, as any reader decodes it: a palette PNG holds
         the result exactly; JPEG, GIF (no partial alpha), BMP (no alpha) and the others are
         decoded again, so the report and ``compare IN OUT`` agree on every format."""
-        written = self.result.image()
-        if self.fmt != "PNG" and self.animation is None:
-            self.step("measure")
-            written = decode(self.data, max_pixels=self.max_pixels, name=self.label).pixels
+        result = self.result
+        if self.fmt == "PNG" or self.animation is not None:  # exactly the result's pixels
+            used = result.counts > 0
+            if result.transparent_index is not None:
+                used[result.transparent_index] = False
+            self.mse, self.colors = result.mse, int(used.sum())
+            return
+        self.step("measure")
+        written = decode(self.data, max_pixels=self.max_pixels, name=self.label).pixels
         original, written = same_channels(self.pixels, written)
         self.mse = mse(original, written)
         self.colors = visible_colors(written)

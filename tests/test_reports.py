@@ -96,3 +96,25 @@ def test_two_entries_on_a_transparent_image_means_one_colour(cli, tmp_path: Path
     assert doc["colors"] == 1 and doc["k"] == 2
     back = decode_png((tmp_path / "o.png").read_bytes())
     assert back.mode == "P" and len(np.unique(np.asarray(back))) == 2  # two indices used
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-k", "6", "--keep-color", "#ff00ff"],  # a locked colour no pixel is nearest to
+        ["--palette", "PALETTE"],  # a fixed palette, some entries unused
+        ["-k", "6", "--dither", "fs"],
+    ],
+)
+def test_png_report_counts_only_the_colours_in_the_file(cli, tmp_path: Path, args) -> None:
+    src = tmp_path / "a.png"
+    src.write_bytes(png_bytes(synthetic(40, 30, seed=8)))
+    palette = tmp_path / "p.txt"
+    palette.write_text("#000000\n#ffffff\n#ff0000\n#00ff00\n#0000ff\n#ff00ff\n")
+    out = tmp_path / "o.png"
+    argv = [str(palette) if a == "PALETTE" else a for a in args]
+    r = cli("compress", src, "-o", out, "--json", "-q", *argv)
+    assert r.code == 0, r.stderr
+    report = json.loads(r.stdout)
+    (row,) = json.loads(cli("compare", src, out, "--json").stdout)
+    assert (report["colors"], report["mse"]) == (row["colors"], row["mse"])
