@@ -27,7 +27,16 @@ from ..constants import BATCH_FORMATS as FORMATS
 from ..errors import InputError, UsageError
 from .console import err_console, error, human_bytes, progress_enabled
 from .inputs import check_palette_paths
-from .options import MaxPixels, Quiet, SkipIfLarger, Strip, quantize_options
+from .options import (
+    FILES,
+    PALETTES,
+    PERFORMANCE,
+    MaxPixels,
+    Quiet,
+    SkipIfLarger,
+    Strip,
+    quantize_options,
+)
 from .status import ExitStatus
 
 if TYPE_CHECKING:
@@ -281,20 +290,28 @@ def batch(
         typer.Option(
             "--format",
             metavar="|".join(FORMATS),
+            rich_help_panel=FILES,
             help="Output format of every file.",
             case_sensitive=False,
         ),
     ] = "png",
     recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of folder inputs.")
+        bool,
+        typer.Option(
+            "--recursive",
+            "-r",
+            rich_help_panel=FILES,
+            help="Descend into sub-folders of folder inputs.",
+        ),
     ] = False,
     globs: Annotated[
         list[str] | None,
         typer.Option(
             "--glob",
             metavar="PATTERN",
-            help="File-name pattern for folder inputs, e.g. '*.png' (repeatable; default: "
-            "every extension Pillow reads).",
+            rich_help_panel=FILES,
+            help="File-name pattern for folder inputs, e.g. '*.png'; repeat for more. "
+            "Default: every extension Pillow reads.",
         ),
     ] = None,
     jobs: Annotated[
@@ -305,7 +322,8 @@ def batch(
             min=1,
             metavar="N",
             show_default=False,
-            help="Worker processes (default: the number of cores).",
+            rich_help_panel=PERFORMANCE,
+            help="Worker processes. Default: the number of cores.",
         ),
     ] = None,
     scheduler: Annotated[
@@ -313,8 +331,9 @@ def batch(
         typer.Option(
             "--scheduler",
             metavar="ADDRESS",
+            rich_help_panel=PERFORMANCE,
             help="Run on an existing Dask distributed cluster (e.g. tcp://host:8786); needs "
-            "pip install 'kmeanscli\\[dask]' and paths the workers can see.",
+            "pip install 'kmeanscli[dask]' and paths the workers can see.",
         ),
     ] = None,
     force: Annotated[
@@ -328,12 +347,16 @@ def batch(
         typer.Option("--dry-run", "-n", help="List what would be done (on stdout) and stop."),
     ] = False,
     fail_fast: Annotated[
-        bool, typer.Option("--fail-fast", help="Stop at the first file that fails.")
+        bool,
+        typer.Option(
+            "--fail-fast", rich_help_panel=FILES, help="Stop at the first file that fails."
+        ),
     ] = False,
     shared_palette: Annotated[
         bool,
         typer.Option(
             "--shared-palette",
+            rich_help_panel=PALETTES,
             help="Fit one palette on all inputs, use it for every file and write it to "
             "OUTDIR/palette.json.",
         ),

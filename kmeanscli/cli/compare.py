@@ -14,12 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..constants import DEFAULT_KS, MAX_COLORS
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_KS, MAX_COLORS
 from ..errors import OutputError, TargetNotMetError, UsageError
 from .console import Stages, err_console, out_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
     FLAGS,
+    KMEANS,
     Csv,
     Json,
     MaxPixels,
@@ -270,8 +271,9 @@ def compare(
             min=16,
             metavar="N",
             show_default=False,
-            help="Mini-batch size of every minibatch fit: the minibatch method's, and the "
-            "kmeans rows' with --engine minibatch. Default: 4096.",
+            rich_help_panel=KMEANS,
+            help="Mini-batch size of every minibatch fit, at least 16: the minibatch method's, "
+            f"and the kmeans rows' with --engine minibatch. Default: {DEFAULT_BATCH_SIZE}.",
         ),
     ] = None,
     strip: Strip = False,
@@ -295,7 +297,7 @@ def compare(
 
       kmeanscli compare photo.jpg
 
-      kmeanscli compare photo.jpg -k 8,16,32 --methods kmeans,mediancut,octree --plot rd.png
+      kmeanscli compare photo.jpg -k 8,16,32 --methods kmeans,octree --plot rd.png
 
       kmeanscli compare photo.jpg --target-psnr 35 --json
 

@@ -92,6 +92,9 @@ def compress(
 ) -> None:
     """Reduce an image to k colours and write it as a small palette image.
 
+    The palette is fitted with k-means (or given with --palette) and every pixel goes to its
+    nearest palette colour; the report goes to stderr.
+
     Examples:
 
       kmeanscli compress photo.jpg -k 16 -o photo.png

@@ -63,13 +63,16 @@ def palette(
 ) -> None:
     """Show the dominant colours of an image, most used first, with colour swatches.
 
+    The colours are fitted with k-means as compress fits its palette; the table goes to
+    stdout.
+
     Examples:
 
       kmeanscli palette photo.jpg -k 6
 
       kmeanscli palette photo.jpg --json | jq -r '.colors[].hex'
 
-      kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out colours.gpl
+      kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out p.gpl
     """
     from ..api import dominant_colors, palette_bytes
     from ..core import palette_io
