@@ -585,11 +585,24 @@ def test_output_equal_to_input(cli, make_image, tmp_path: Path, monkeypatch) -> 
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("k", ["0", "1", "257", "1000", "-3", "abc", "2.5"])
-def test_k_out_of_range(cli, make_image, tmp_path: Path, k: str) -> None:
+@pytest.mark.parametrize(
+    ("k", "why"),
+    [
+        ("0", "must be between 2 and 256; got 0"),
+        ("1", "must be between 2 and 256; got 1"),
+        ("257", "must be between 2 and 256; got 257"),
+        ("1000", "must be between 2 and 256; got 1000"),
+        ("-3", "must be between 2 and 256; got -3"),
+        ("abc", "must be a whole number; got 'abc'"),
+        ("2.5", "must be a whole number; got '2.5'"),
+    ],
+)
+def test_k_out_of_range(cli, make_image, tmp_path: Path, k: str, why: str) -> None:
     src = make_image("in.png")
     before = snapshot(tmp_path)
-    cli("compress", src, "-k", k).assert_one_error(2, "colors")
+    for flag in ("-k", "--colors"):
+        line = cli("compress", src, flag, k).assert_one_error(2)
+        assert line == f"kmeanscli: error: -k {why} (see 'kmeanscli compress --help')"
     assert snapshot(tmp_path) == before
 
 

@@ -13,6 +13,7 @@ from .. import __version__
 from ..errors import KmeansCliError, NotSmallerError, TargetNotMetError, UsageError
 from ..options import OptionsError
 from .console import error
+from .help import Command, Group, usage_message
 from .options import FLAGS
 from .status import ExitStatus
 
@@ -20,12 +21,15 @@ app = typer.Typer(
     name="kmeanscli",
     help=(
         "Compress images by reducing them to k colours with k-means clustering.\n\n"
+        "Run 'kmeanscli COMMAND --help' for a command's options and examples; "
+        "'kmeanscli --install-completion' adds tab completion to your shell.\n\n"
         "Examples:\n\n"
         "  kmeanscli compress photo.jpg -k 16 -o photo.png\n\n"
         "  cat a.png | kmeanscli compress - -k 8 -o - > b.png\n\n"
         "  kmeanscli compress --sample"
     ),
     no_args_is_help=True,
+    cls=Group,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -42,7 +46,11 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -57,7 +65,7 @@ def _register() -> None:
     from .palette import palette
 
     for command in (compress, compare, batch, palette):
-        app.command()(command)
+        app.command(cls=Command)(command)
 
 
 _register()
@@ -98,7 +106,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.TyperException as exc:  # Click's usage errors
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        error(f"{exc.format_message()}{hint}")
+        error(f"{usage_message(exc)}{hint}")
         return int(getattr(exc, "exit_code", ExitStatus.USAGE))
     except BrokenPipeError:
         _silence_stdout()

@@ -20,14 +20,32 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from ..constants import BATCH_FORMATS as FORMATS
 from ..errors import InputError, UsageError
-from .console import err_console, error, human_bytes, progress_enabled
+from .console import (
+    err_console,
+    error,
+    human_bytes,
+    natural_width,
+    print_fields,
+    print_line,
+    progress_enabled,
+    size_change,
+)
 from .inputs import check_palette_paths
-from .options import MaxPixels, Quiet, SkipIfLarger, Strip, quantize_options
+from .options import (
+    FILES,
+    PALETTES,
+    PERFORMANCE,
+    MaxPixels,
+    Quiet,
+    SkipIfLarger,
+    Strip,
+    quantize_options,
+)
 from .status import ExitStatus
 
 if TYPE_CHECKING:
@@ -42,19 +60,97 @@ _STAGES = {
 
 
 class _SavedColumn(ProgressColumn):
-    """Bytes saved so far, files per second and failures."""
+    """Bytes saved so far, files per second and failures (``rate=False``: no rate)."""
+
+    def __init__(self, *, rate: bool = True, table_column: Column | None = None) -> None:
+        super().__init__(table_column=table_column)
+        self.rate = rate
 
     def render(self, task: Any) -> Text:
         f = task.fields
-        text = Text()
+        parts: list[tuple[str, str]] = []
         if f.get("saved") is not None:
-            text.append(f"saved {human_bytes(f['saved'])}", style="green")
-        rate = f.get("rate")
-        if rate:
-            text.append(f"  {rate:.1f} files/s")
+            parts.append((f"saved {human_bytes(f['saved'])}", "green"))
+        if self.rate and f.get("rate"):
+            parts.append((f"{f['rate']:.1f} files/s", ""))
         if f.get("failed"):
-            text.append(f"  {f['failed']} failed", style="bold red")
+            parts.append((f"{f['failed']} failed", "bold red"))
+        text = Text()
+        for i, (part, style) in enumerate(parts):
+            text.append(("  " if i else "") + part, style=style)
         return text
+
+
+class _Bar(Progress):
+    """The batch progress line, on one line whatever the terminal's width.
+
+    At each refresh it takes the richest set of columns that fits the console with a bar
+    of at least ``MIN_BAR`` cells (the bar takes the rest): then without the percentage and
+    the rate, then without the bar, then the stage and the count alone.
+    """
+
+    MIN_BAR = 10
+
+    def __init__(self, console: Console, **kwargs: Any) -> None:
+        self._out = console  # Progress's own `console` exists only once it has started
+
+        def fixed() -> Column:
+            return Column(no_wrap=True)
+
+        spinner = SpinnerColumn(table_column=fixed())
+        stage = TextColumn("{task.description}", table_column=fixed())
+        bar = BarColumn(bar_width=None, table_column=Column(ratio=1, no_wrap=True))
+        count = MofNCompleteColumn(table_column=fixed())
+        percent = TaskProgressColumn(table_column=fixed())
+        eta = TextColumn("ETA", table_column=fixed())
+        remaining = TimeRemainingColumn(table_column=fixed())
+        self._layouts: list[tuple[ProgressColumn, ...]] = [
+            (
+                spinner,
+                stage,
+                bar,
+                count,
+                percent,
+                _SavedColumn(table_column=fixed()),
+                eta,
+                remaining,
+            ),
+            (
+                spinner,
+                stage,
+                bar,
+                count,
+                _SavedColumn(rate=False, table_column=fixed()),
+                eta,
+                remaining,
+            ),
+            (spinner, stage, bar, count, _SavedColumn(rate=False, table_column=fixed())),
+            (spinner, stage, count, _SavedColumn(rate=False, table_column=fixed())),
+            (stage, count),
+        ]
+        super().__init__(*self._layouts[0], console=console, expand=True, **kwargs)
+
+    def make_tasks_table(self, tasks: Any) -> Table:
+        self.columns = self._fitting(tasks)
+        return super().make_tasks_table(tasks)
+
+    def _fitting(self, tasks: Any) -> tuple[ProgressColumn, ...]:
+        width = self._out.width
+        for layout in self._layouts:
+            if all(self._width(layout, task) <= width for task in tasks):
+                return layout
+        return self._layouts[-1]
+
+    def _width(self, layout: tuple[ProgressColumn, ...], task: Any) -> int:
+        """Cells the columns need, with one between each (the grid's padding)."""
+        total = len(layout) - 1
+        for column in layout:
+            if isinstance(column, BarColumn):
+                total += self.MIN_BAR
+                continue
+            shown = column(task)
+            total += shown.cell_len if isinstance(shown, Text) else natural_width(self._out, shown)
+        return total
 
 
 class _Renderer:
@@ -71,16 +167,8 @@ class _Renderer:
         self.compress_started: float | None = None
         self.compress_done = 0
         if bar and not quiet:
-            self.progress = Progress(
-                SpinnerColumn(),
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                _SavedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=self.console,
+            self.progress = _Bar(
+                self.console,
                 transient=False,
                 # --json lines stay on stdout; only a stdout that is the terminal too goes
                 # through the bar, so the lines print above it instead of through it
@@ -199,36 +287,35 @@ def _plain(result: FileResult) -> str:
 
 
 def render_summary(summary: BatchSummary, *, where: str) -> None:
-    """The final table on stderr: counts, sizes, ratio, time, and each failure."""
+    """The final summary on stderr: counts, sizes, ratio, time, and each failure."""
     console = err_console()
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    rows: list[tuple[str, str]] = []
     counts = f"{summary.ok} ok, {summary.skipped} skipped, {summary.failed} failed"
     if summary.not_done:
         counts += f", {summary.not_done} not done"
-    table.add_row("files", f"{counts} (of {summary.total})")
+    rows.append(("files", f"{counts} (of {summary.total})"))
     if summary.ok:
         ratio = summary.ratio
-        smaller = f"{1 / ratio:.1f}× smaller" if ratio < 1 else f"{ratio:.2f}× larger"
-        table.add_row(
-            "size",
-            f"{human_bytes(summary.bytes_in)} → {human_bytes(summary.bytes_out)}  "
-            f"({ratio:.1%} of the input, {smaller})",
+        rows.append(
+            (
+                "size",
+                f"{human_bytes(summary.bytes_in)} → {human_bytes(summary.bytes_out)}  "
+                f"({ratio:.1%} of the input, {size_change(ratio)})",
+            )
         )
     rate = f", {summary.ok / summary.seconds:.2f} files/s" if summary.ok else ""
-    table.add_row("time", f"{summary.seconds:.1f} s{rate} on {where}")
+    rows.append(("time", f"{summary.seconds:.1f} s{rate} on {where}"))
     if summary.palette_path:
-        table.add_row("palette", Text(summary.palette_path))
+        rows.append(("palette", summary.palette_path))
     if summary.interrupted:
-        table.add_row("status", Text("interrupted: run the same command again to finish"))
+        rows.append(("status", "interrupted: run the same command again to finish"))
     elif summary.stopped:
-        table.add_row("status", Text("stopped at the first failure (--fail-fast)"))
-    console.print(table)
+        rows.append(("status", "stopped at the first failure (--fail-fast)"))
+    print_fields(console, rows)
     if summary.failures:
         console.print(Text(f"failures ({summary.failed}):", style="bold red"))
         for r in summary.failures:
-            console.print(Text(f"  {r.error or r.input}"), soft_wrap=True)
+            print_line(console, f"  {r.error or r.input}")
 
 
 def _dry_run(the_plan: Plan, *, json_out: bool) -> None:
@@ -281,20 +368,28 @@ def batch(
         typer.Option(
             "--format",
             metavar="|".join(FORMATS),
+            rich_help_panel=FILES,
             help="Output format of every file.",
             case_sensitive=False,
         ),
     ] = "png",
     recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of folder inputs.")
+        bool,
+        typer.Option(
+            "--recursive",
+            "-r",
+            rich_help_panel=FILES,
+            help="Descend into sub-folders of folder inputs.",
+        ),
     ] = False,
     globs: Annotated[
         list[str] | None,
         typer.Option(
             "--glob",
             metavar="PATTERN",
-            help="File-name pattern for folder inputs, e.g. '*.png' (repeatable; default: "
-            "every extension Pillow reads).",
+            rich_help_panel=FILES,
+            help="File-name pattern for folder inputs, e.g. '*.png'; repeat for more. "
+            "Default: every extension Pillow reads.",
         ),
     ] = None,
     jobs: Annotated[
@@ -305,7 +400,8 @@ def batch(
             min=1,
             metavar="N",
             show_default=False,
-            help="Worker processes (default: the number of cores).",
+            rich_help_panel=PERFORMANCE,
+            help="Worker processes. Default: the number of cores.",
         ),
     ] = None,
     scheduler: Annotated[
@@ -313,8 +409,9 @@ def batch(
         typer.Option(
             "--scheduler",
             metavar="ADDRESS",
+            rich_help_panel=PERFORMANCE,
             help="Run on an existing Dask distributed cluster (e.g. tcp://host:8786); needs "
-            "pip install 'kmeanscli\\[dask]' and paths the workers can see.",
+            "pip install 'kmeanscli[dask]' and paths the workers can see.",
         ),
     ] = None,
     force: Annotated[
@@ -328,12 +425,16 @@ def batch(
         typer.Option("--dry-run", "-n", help="List what would be done (on stdout) and stop."),
     ] = False,
     fail_fast: Annotated[
-        bool, typer.Option("--fail-fast", help="Stop at the first file that fails.")
+        bool,
+        typer.Option(
+            "--fail-fast", rich_help_panel=FILES, help="Stop at the first file that fails."
+        ),
     ] = False,
     shared_palette: Annotated[
         bool,
         typer.Option(
             "--shared-palette",
+            rich_help_panel=PALETTES,
             help="Fit one palette on all inputs, use it for every file and write it to "
             "OUTDIR/palette.json.",
         ),

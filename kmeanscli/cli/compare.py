@@ -13,13 +13,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from ..constants import DEFAULT_KS, MAX_COLORS
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_KS, MAX_COLORS
 from ..errors import OutputError, TargetNotMetError, UsageError
-from .console import Stages, err_console, out_console, progress_enabled, warn
+from .console import (
+    Stages,
+    err_console,
+    fit_to_content,
+    natural_width,
+    out_console,
+    print_line,
+    progress_enabled,
+    warn,
+)
 from .inputs import read_stdin, same_path
 from .options import (
     FLAGS,
+    KMEANS,
     Csv,
     Json,
     MaxPixels,
@@ -152,49 +163,105 @@ def _fmt(value: float | None, spec: str) -> str:
     return format(value, spec)
 
 
+# The table's columns: key, header, header when narrow, and the order in which they are
+# left out of a terminal too narrow for all of them (0: never).
+_COLUMNS: tuple[tuple[str, str, str, int], ...] = (
+    ("file", "file", "file", 0),
+    ("method", "method", "method", 0),
+    ("k", "k", "k", 0),
+    ("colours", "colours", "cols", 4),
+    ("bytes", "bytes", "kB", 0),
+    ("bpp", "bpp", "bpp", 1),
+    ("ratio", "ratio", "ratio", 0),
+    ("MSE", "MSE", "MSE", 2),
+    ("PSNR", "PSNR", "PSNR", 0),
+    ("SSIM", "SSIM", "SSIM", 5),
+    ("ΔE00", "ΔE00", "ΔE00", 6),
+    ("seconds", "seconds", "s", 3),
+)
+
+
+def _cells(row: CompareRow, *, narrow: bool) -> dict[str, str]:
+    s = row.scores
+    return {
+        "file": row.file or "",
+        "method": row.method or "",
+        "k": f"{row.k}" + (" ←" if row.chosen else ""),
+        "colours": f"{row.colors:,}",
+        "bytes": f"{row.bytes / 1000:,.1f}" if narrow else f"{row.bytes:,}",
+        "bpp": f"{row.bpp:.2f}",
+        "ratio": f"{row.ratio:.1%}",
+        "MSE": _fmt(s.mse, ".2f"),
+        "PSNR": _fmt(s.psnr, ".2f"),
+        "SSIM": _fmt(s.ssim, ".4f"),
+        "ΔE00": _fmt(s.delta_e, ".3f"),
+        "seconds": _fmt(row.seconds, ".2f"),
+    }
+
+
+def _table(
+    comparison: Comparison, keys: list[str], *, narrow: bool, numbered: bool = False
+) -> Table:
+    table = Table(header_style="bold")
+    for key, header, short, _ in _COLUMNS:
+        if key in keys:
+            name = "#" if key == "file" and numbered else (short if narrow else header)
+            left = key in ("file", "method")
+            table.add_column(name, justify="left" if left else "right", no_wrap=True)
+    for i, row in enumerate(comparison.rows, 1):
+        cells = _cells(row, narrow=narrow)
+        if numbered:
+            cells["file"] = str(i)
+        table.add_row(
+            *(Text(cells[k]) for k in keys if k in cells), style="bold" if row.chosen else None
+        )
+    return table
+
+
 def render_table(comparison: Comparison, console: Console) -> None:
-    """The comparison as a Rich table."""
-    files = comparison.files_mode
-    with_method = comparison.methods not in ((), ("kmeans",))
-    table = Table(
-        title=f"{comparison.input}: {comparison.width}×{comparison.height}, "
-        f"{comparison.bytes_in:,} bytes",
-        title_justify="left",
-        header_style="bold",
+    """The comparison as a Rich table: every column in full when piped; in a terminal too
+    narrow for it, shorter units (kB, s) and then fewer columns, so that no cell is cut."""
+    title = (
+        f"{comparison.input}: {comparison.width}×{comparison.height}, {comparison.bytes_in:,} bytes"
     )
-    if files:
-        table.add_column("file", overflow="fold")
-    if with_method:
-        table.add_column("method")
-    if not files:
-        table.add_column("k", justify="right")
-    for name in ("colours", "bytes", "bpp", "ratio", "MSE", "PSNR", "SSIM", "ΔE00"):
-        table.add_column(name, justify="right")
-    if not files:
-        table.add_column("seconds", justify="right")
-    for row in comparison.rows:
-        s = row.scores
-        cells: list[str] = []
-        if files:
-            cells.append(row.file or "")
-        if with_method:
-            cells.append(row.method or "")
-        if not files:
-            cells.append(f"{row.k}" + (" ←" if row.chosen else ""))
-        cells += [
-            f"{row.colors:,}",
-            f"{row.bytes:,}",
-            f"{row.bpp:.2f}",
-            f"{row.ratio:.1%}",
-            _fmt(s.mse, ".2f"),
-            _fmt(s.psnr, ".2f"),
-            _fmt(s.ssim, ".4f"),
-            _fmt(s.delta_e, ".3f"),
-        ]
-        if not files:
-            cells.append(_fmt(row.seconds, ".2f"))
-        table.add_row(*cells, style="bold" if row.chosen else None)
+    keys = [key for key, *_ in _COLUMNS]
+    if comparison.files_mode:
+        keys = [k for k in keys if k not in ("k", "seconds")]
+    else:
+        keys.remove("file")
+    if comparison.methods in ((), ("kmeans",)):
+        keys.remove("method")
+    print_line(console, Text(title))
+    table = _table(comparison, keys, narrow=False)
+    fit_to_content(console, table)
+    width = console.width
+    hidden: list[str] = []
+    numbered = False
+    if natural_width(console, table) > width:
+        by_rank = sorted((rank, key) for key, _, _, rank in _COLUMNS if rank and key in keys)
+        table = _table(comparison, keys, narrow=True)
+        for _, key in by_rank:
+            if natural_width(console, table) <= width:
+                break
+            keys.remove(key)
+            hidden.append(key)
+            table = _table(comparison, keys, narrow=True)
+        if natural_width(console, table) > width and "file" in keys:
+            numbered = True
+            table = _table(comparison, keys, narrow=True, numbered=True)
     console.print(table)
+    if numbered:
+        for i, row in enumerate(comparison.rows, 1):
+            console.print(Text(f"{i:>3}  {row.file}"), overflow="fold")
+    if hidden:
+        console.print(
+            Text(
+                f"({', '.join(hidden)} left out at {width} columns; --csv or --json gives "
+                "every column)",
+                style="dim",
+            ),
+            overflow="fold",
+        )
 
 
 def _write_csv(records: list[dict[str, Any]]) -> None:
@@ -270,8 +337,9 @@ def compare(
             min=16,
             metavar="N",
             show_default=False,
-            help="Mini-batch size of every minibatch fit: the minibatch method's, and the "
-            "kmeans rows' with --engine minibatch. Default: 4096.",
+            rich_help_panel=KMEANS,
+            help="Mini-batch size of every minibatch fit, at least 16: the minibatch method's, "
+            f"and the kmeans rows' with --engine minibatch. Default: {DEFAULT_BATCH_SIZE}.",
         ),
     ] = None,
     strip: Strip = False,
@@ -295,7 +363,7 @@ def compare(
 
       kmeanscli compare photo.jpg
 
-      kmeanscli compare photo.jpg -k 8,16,32 --methods kmeans,mediancut,octree --plot rd.png
+      kmeanscli compare photo.jpg -k 8,16,32 --methods kmeans,octree --plot rd.png
 
       kmeanscli compare photo.jpg --target-psnr 35 --json
 

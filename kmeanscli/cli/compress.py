@@ -8,10 +8,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from ..errors import UsageError
-from .console import Stages, err_console, human_bytes, progress_enabled, warn
+from .console import (
+    Stages,
+    err_console,
+    human_bytes,
+    print_fields,
+    print_line,
+    progress_enabled,
+    size_change,
+    warn,
+)
 from .inputs import check_palette_paths, check_plot_path, read_stdin
 from .options import (
     Force,
@@ -35,26 +43,26 @@ if TYPE_CHECKING:
 def render_report(report: CompressReport) -> None:
     """The human summary of one compression, on stderr."""
     console = err_console()
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
     ratio = report.ratio
-    smaller = f"{1 / ratio:.1f}× smaller" if ratio < 1 else f"{ratio:.2f}× larger"
-    table.add_row(
-        "size",
-        f"{human_bytes(report.bytes_in)} → {human_bytes(report.bytes_out)}  "
-        f"({ratio:.1%} of the input, {smaller})",
-    )
-    table.add_row("colours", f"{report.unique_colors_in:,} → {report.colors:,}")
     quality = (
         "lossless"
         if report.lossless or report.mse == 0
         else f"PSNR {report.psnr:.2f} dB  (MSE {report.mse:.2f})"
     )
-    table.add_row("quality", quality)
-    table.add_row("time", f"{report.seconds:.2f} s")
-    console.print(f"{report.input} → {report.output}", markup=False, highlight=False)
-    console.print(table)
+    print_line(console, f"{report.input} → {report.output}")
+    print_fields(
+        console,
+        [
+            (
+                "size",
+                f"{human_bytes(report.bytes_in)} → {human_bytes(report.bytes_out)}  "
+                f"({ratio:.1%} of the input, {size_change(ratio)})",
+            ),
+            ("colours", f"{report.unique_colors_in:,} → {report.colors:,}"),
+            ("quality", quality),
+            ("time", f"{report.seconds:.2f} s"),
+        ],
+    )
 
 
 @quantize_options()
@@ -91,6 +99,9 @@ def compress(
     skip_if_larger: SkipIfLarger = False,
 ) -> None:
     """Reduce an image to k colours and write it as a small palette image.
+
+    The palette is fitted with k-means (or given with --palette) and every pixel goes to its
+    nearest palette colour; the report goes to stderr.
 
     Examples:
 

@@ -9,8 +9,21 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.status import Status
+from rich.text import Text
 
-__all__ = ["Stages", "err_console", "error", "human_bytes", "out_console", "warn"]
+__all__ = [
+    "Stages",
+    "err_console",
+    "error",
+    "fit_to_content",
+    "human_bytes",
+    "natural_width",
+    "out_console",
+    "print_fields",
+    "print_line",
+    "size_change",
+    "warn",
+]
 
 _STAGE_TEXT = {
     "decode": "Decoding",
@@ -119,3 +132,54 @@ def human_bytes(n: float) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1000
     return f"{n} B"  # pragma: no cover
+
+
+def size_change(ratio: float) -> str:
+    """``bytes_out / bytes_in`` in words that never mislead: ``3 % smaller`` (not ``1.0×``),
+    ``4.5× smaller``, ``12 % larger``, ``2.3× larger``, ``the same size``."""
+    if ratio <= 0:
+        return "empty"
+    if ratio < 1:
+        if ratio <= 0.5:
+            return f"{1 / ratio:.1f}× smaller"
+        saved = 100 * (1 - ratio)
+        return f"{saved:.0f} % smaller" if saved >= 0.5 else "less than 1 % smaller"
+    if ratio == 1:
+        return "the same size"
+    if ratio >= 2:
+        return f"{ratio:.1f}× larger"
+    grown = 100 * (ratio - 1)
+    return f"{grown:.0f} % larger" if grown >= 0.5 else "less than 1 % larger"
+
+
+def fit_to_content(console: Console, renderable: object) -> None:
+    """Widen a console that is not a terminal to the natural width of ``renderable``, so that
+    piped output is never cut or wrapped (a terminal keeps its own width)."""
+    if not console.is_terminal:
+        console.width = max(console.width, natural_width(console, renderable))
+
+
+def natural_width(console: Console, renderable: object) -> int:
+    """How wide ``renderable`` is when nothing limits it (Rich's measure is capped at the
+    console's width)."""
+    options = console.options.update_width(100_000)
+    return console.measure(renderable, options=options).maximum  # type: ignore[arg-type]
+
+
+def print_fields(console: Console, rows: list[tuple[str, str]]) -> None:
+    """``name  value`` lines, names in bold and aligned; values printed as they are (no
+    markup), wrapped at the console's width, with no padding after them."""
+    width = max((len(name) for name, _ in rows), default=0) + 2
+    for name, value in rows:
+        print_line(console, Text.assemble((name.ljust(width), "bold"), value))
+
+
+def print_line(console: Console, text: str | Text) -> None:
+    """One line of text, never read as markup: wrapped at a terminal's width (folding a
+    long file name), left whole when piped."""
+    if isinstance(text, str):
+        text = Text(text)
+    if console.is_terminal:
+        console.print(text, soft_wrap=False, overflow="fold")
+    else:
+        console.print(text, soft_wrap=True)

@@ -16,8 +16,17 @@ from typing import Annotated, Any
 
 import typer
 
-from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K, DITHERS, ENGINES, SPACES
+from ..constants import AUTO_RESTARTS_MAX_K, DEFAULT_BATCH_SIZE, DEFAULT_K, DITHERS, ENGINES, SPACES
 from ..errors import UsageError
+
+# The panels of --help, so that no panel lists more than about eight options.
+COLOURS = "Colours"
+PALETTES = "Palettes"
+TARGETS = "Quality targets"
+KMEANS = "k-means"
+FILES = "Files"
+FIGURES = "Figures"
+PERFORMANCE = "Performance"
 
 FLAGS: dict[str, str] = {
     "k": "-k/--colors",
@@ -46,6 +55,7 @@ def _colors_option(default_k: int, minimum: int = 2) -> Any:
             "--colors",
             min=minimum,
             max=256,
+            metavar="K",
             show_default=False,
             help=(
                 f"Palette size, {minimum} to 256: at most K entries, a transparent one included. "
@@ -64,7 +74,10 @@ Seed = Annotated[
         "--seed",
         min=0,
         max=2**32 - 1,
-        help="Random seed: the same input, options and seed give byte-identical output.",
+        metavar="N",
+        rich_help_panel=KMEANS,
+        help="Random seed, 0 to 4294967295: the same input, options and seed give "
+        "byte-identical output.",
     ),
 ]
 MaxIter = Annotated[
@@ -72,6 +85,8 @@ MaxIter = Annotated[
     typer.Option(
         "--max-iter",
         min=1,
+        metavar="N",
+        rich_help_panel=KMEANS,
         help="lloyd: maximum Lloyd iterations on the coarse colour histogram (the finer "
         "levels get fewer); minibatch: passes over the histogram.",
     ),
@@ -81,14 +96,20 @@ BatchSize = Annotated[
     typer.Option(
         "--batch-size",
         min=16,
+        metavar="N",
         show_default=False,
-        help="Mini-batch size of the minibatch engine (only with --engine minibatch). "
+        rich_help_panel=KMEANS,
+        help="Mini-batch size of the minibatch engine (only with --engine minibatch), at "
+        "least 16. "
         f"Default: {DEFAULT_BATCH_SIZE}.",
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 Strip = Annotated[
-    bool, typer.Option("--strip", help="Drop the ICC colour profile instead of copying it.")
+    bool,
+    typer.Option(
+        "--strip", rich_help_panel=FILES, help="Drop the ICC colour profile instead of copying it."
+    ),
 ]
 MaxPixels = Annotated[
     int | None,
@@ -96,8 +117,9 @@ MaxPixels = Annotated[
         "--max-pixels",
         min=1,
         metavar="N",
-        help="Accept images up to N pixels (default: Pillow's decompression-bomb limit, "
-        "about 89 million).",
+        rich_help_panel=FILES,
+        help="Accept images up to N pixels. Default: Pillow's decompression-bomb limit, "
+        "about 89 million.",
     ),
 ]
 Json = Annotated[
@@ -113,6 +135,7 @@ Preview = Annotated[
     bool,
     typer.Option(
         "--preview",
+        rich_help_panel=FIGURES,
         help="Show the --plot figure in a window (without a display: a warning, no window).",
     ),
 ]
@@ -122,6 +145,7 @@ Plot = Annotated[
         "--plot",
         metavar="FILE",
         dir_okay=False,
+        rich_help_panel=FIGURES,
         help="Write the preview figure to FILE (.png, .svg or .pdf) without a display.",
     ),
 ]
@@ -138,6 +162,8 @@ Space = Annotated[
     typer.Option(
         "--space",
         case_sensitive=False,
+        metavar="|".join(SPACES),
+        rich_help_panel=COLOURS,
         help="Colour space k-means clusters in and where 'nearest colour' is measured: rgb "
         "(best PSNR), oklab or lab (perceptual; lab gives the lowest CIEDE2000 error).",
     ),
@@ -147,6 +173,8 @@ Engine = Annotated[
     typer.Option(
         "--engine",
         case_sensitive=False,
+        metavar="|".join(ENGINES),
+        rich_help_panel=KMEANS,
         help="k-means engine: lloyd (exact weighted Lloyd on the colour histogram, coarse "
         "to fine) or minibatch (scikit-learn's MiniBatchKMeans on the weighted histogram).",
     ),
@@ -156,6 +184,8 @@ Dither = Annotated[
     typer.Option(
         "--dither",
         case_sensitive=False,
+        metavar="|".join(DITHERS),
+        rich_help_panel=COLOURS,
         help="Error diffusion onto the palette: none, or fs (Floyd–Steinberg).",
     ),
 ]
@@ -166,7 +196,8 @@ DitherStrength = Annotated[
         min=0.0,
         max=1.0,
         metavar="0..1",
-        help="Share of the error that --dither fs diffuses (1 = full Floyd–Steinberg).",
+        rich_help_panel=COLOURS,
+        help="Share of the error that --dither fs diffuses, 0 to 1 (1 = full Floyd–Steinberg).",
     ),
 ]
 PaletteOut = Annotated[
@@ -175,6 +206,7 @@ PaletteOut = Annotated[
         "--palette-out",
         metavar="FILE",
         dir_okay=False,
+        rich_help_panel=PALETTES,
         help="Also write the palette: .gpl (GIMP), .json (hex, RGB, pixel share), .txt "
         "(hex per line), .act (Adobe) or .png (swatch strip).",
     ),
@@ -185,6 +217,7 @@ PaletteIn = Annotated[
         "--palette",
         metavar="FILE",
         dir_okay=False,
+        rich_help_panel=PALETTES,
         help="Use this palette instead of k-means (.gpl .json .txt .act, or an image whose "
         "colours are taken); every pixel goes to its nearest palette colour. Not with -k.",
     ),
@@ -194,6 +227,7 @@ KeepColor = Annotated[
     typer.Option(
         "--keep-color",
         metavar="HEX",
+        rich_help_panel=PALETTES,
         help="Lock this colour (#rrggbb) into the fitted palette; repeat for more.",
     ),
 ]
@@ -204,8 +238,9 @@ Restarts = Annotated[
         min=1,
         max=100,
         metavar="N",
-        help="Independent k-means++ starts; the palette with the lowest error is kept; "
-        "each start costs one fit. Default: 3 for k <= 8, else 1.",
+        rich_help_panel=KMEANS,
+        help="Independent k-means++ starts, 1 to 100; the palette with the lowest error is kept; "
+        f"each start costs one fit. Default: 3 for k <= {AUTO_RESTARTS_MAX_K}, else 1.",
     ),
 ]
 PlotColors = Annotated[
@@ -214,6 +249,7 @@ PlotColors = Annotated[
         "--plot-colors",
         metavar="FILE",
         dir_okay=False,
+        rich_help_panel=FIGURES,
         help="Write the image's colours as a 3D RGB point cloud with the palette marked, and "
         "the palette swatches, to FILE (.png, .svg or .pdf).",
     ),
@@ -230,6 +266,7 @@ TargetPsnr = Annotated[
     float | None,
     typer.Option(
         "--target-psnr",
+        rich_help_panel=TARGETS,
         metavar="DB",
         help="Quality target: the smallest k (2-256) whose PSNR is at least DB decibels.",
     ),
@@ -238,6 +275,7 @@ TargetSsim = Annotated[
     float | None,
     typer.Option(
         "--target-ssim",
+        rich_help_panel=TARGETS,
         metavar="S",
         help="Quality target: the smallest k (2-256) whose SSIM is at least S (up to 1).",
     ),
@@ -246,6 +284,7 @@ MaxDeltaE = Annotated[
     float | None,
     typer.Option(
         "--max-delta-e",
+        rich_help_panel=TARGETS,
         metavar="E",
         help="Quality target: the smallest k (2-256) whose mean CIEDE2000 ΔE is at most E "
         "(about 1 is barely visible).",
@@ -255,6 +294,7 @@ SkipIfLarger = Annotated[
     bool,
     typer.Option(
         "--skip-if-larger",
+        rich_help_panel=TARGETS,
         help="Write nothing when the output would not be smaller than the input (compress "
         "then exits with status 98; batch reports the file as skipped).",
     ),

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..constants import DEFAULT_DOMINANT_K
 from ..errors import OutputError, UsageError
-from .console import Stages, out_console, progress_enabled
+from .console import Stages, out_console, print_line, progress_enabled
 from .inputs import check_plot_path, read_stdin, same_path
 from .options import Force, Json, MaxPixels, PaletteOut, Plot, Quiet, quantize_options
 
@@ -27,12 +27,7 @@ def render_palette(report: PaletteReport, console: Console) -> None:
     """The colours as a table: swatch, hex, RGB, share of pixels."""
     from ..core import palette_io
 
-    console.print(
-        f"{report.input}: {len(report.colors)} dominant colours ({report.space})",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    print_line(console, f"{report.input}: {len(report.colors)} dominant colours ({report.space})")
     table = Table()
     table.add_column("", no_wrap=True)
     table.add_column("hex", no_wrap=True)
@@ -63,13 +58,16 @@ def palette(
 ) -> None:
     """Show the dominant colours of an image, most used first, with colour swatches.
 
+    The colours are fitted with k-means as compress fits its palette; the table goes to
+    stdout.
+
     Examples:
 
       kmeanscli palette photo.jpg -k 6
 
       kmeanscli palette photo.jpg --json | jq -r '.colors[].hex'
 
-      kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out colours.gpl
+      kmeanscli palette photo.jpg -k 8 --plot colours.png --palette-out p.gpl
     """
     from ..api import dominant_colors, palette_bytes
     from ..core import palette_io
