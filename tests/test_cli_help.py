@@ -84,7 +84,7 @@ def test_usage_lines(cli) -> None:
 def test_metavars_and_defaults(cli) -> None:
     text = _help(cli, "compress")
     for pattern in (
-        r"--colors\s+-k\s+K\s+Number of colours",
+        r"--colors\s+-k\s+K\s+Palette size",
         r"--output\s+-o\s+OUT\s",
         r"--force\s+-f\s+Overwrite",
         r"--engine\s+lloyd\|minibatch\s+k-means engine",
