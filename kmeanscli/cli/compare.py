@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ..constants import DEFAULT_K, DEFAULT_KS, MAX_COLORS
 from ..errors import OutputError, TargetNotMetError, UsageError
+from .compress import preview_hint
 from .console import Stages, err_console, out_console, progress_enabled, warn
 from .inputs import read_stdin, same_path
 from .options import (
@@ -425,6 +426,7 @@ def _figures(
         shown = plots.show_figure(
             lambda fig: plots.compare_figure(comparison, title=title, fig=fig),
             plots.compare_figure_size(comparison),
+            before_show=lambda: preview_hint(quiet),
         )
         if not shown:
             warn(

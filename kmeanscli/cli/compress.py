@@ -220,16 +220,32 @@ def compress(
         from .. import plots
 
         assert report.original is not None and report.result is not None
+        title = f"{report.input} → {report.output}: k={report.k}"
+        captions = {"bytes_in": report.bytes_in, "bytes_out": report.bytes_out}
+        captions["psnr"] = report.psnr
         if plot is not None:
             plots.save_compress_figure(
-                plot, report.original, report.result, title=f"{report.input}: k={report.k}"
+                plot, report.original, report.result, title=title, **captions
             )
         if preview:
             shown = plots.show_compress_figure(
-                report.original, report.result, title=f"{report.input}: k={report.k}"
+                report.original,
+                report.result,
+                title=title,
+                before_show=lambda: preview_hint(quiet),
+                **captions,
             )
             if not shown:
                 warn(
                     "no display for --preview; skipped (use --plot FILE to save the figure)",
                     quiet=quiet,
                 )
+
+
+def preview_hint(quiet: bool) -> None:
+    """Before the --preview window blocks: how to get the prompt back."""
+    if not quiet:
+        sys.stderr.write(
+            "kmeanscli: preview: close the figure window (or press q in it) to finish\n"
+        )
+        sys.stderr.flush()
