@@ -32,13 +32,26 @@ __all__ = [
 ]
 
 
+_CHECKER = (255.0, 204.0)  # the light squares of the transparency checkerboard
+
+
+def _checkerboard(height: int, width: int, cell: int) -> np.ndarray:
+    """A grey-and-white checkerboard (H, W, 1) of ``cell``-pixel squares, as float32."""
+    y, x = np.mgrid[0:height, 0:width]
+    light = ((y // cell + x // cell) % 2 == 0)[..., None]
+    return np.where(light, _CHECKER[0], _CHECKER[1]).astype(np.float32)
+
+
 def _rgb(a: np.ndarray) -> np.ndarray:
-    """RGBA shown over a checkerboard-free white background; RGB as it is."""
+    """RGBA shown over a checkerboard, as image viewers show transparency; RGB as it is."""
     if a.shape[-1] == 3:
         return a
+    height, width = a.shape[:2]
+    cell = max(1, min(8, min(height, width) // 8))  # at least 8 squares across
     f = a.astype(np.float32)
     alpha = f[..., 3:4] / 255.0
-    return np.rint(f[..., :3] * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
+    back = _checkerboard(height, width, cell)
+    return np.rint(f[..., :3] * alpha + back * (1 - alpha)).astype(np.uint8)
 
 
 def _size(original: np.ndarray) -> tuple[float, float]:
@@ -51,12 +64,16 @@ def compress_figure(
     result: QuantizeResult,
     *,
     title: str | None = None,
+    bytes_in: int | None = None,
+    bytes_out: int | None = None,
+    psnr: float | None = None,
     fig=None,  # matplotlib.figure.Figure | None
 ):
     """Original, compressed, and the palette as swatches sized by pixel share.
 
-    Draws into ``fig`` (a new ``matplotlib.figure.Figure`` not attached to pyplot when None)
-    and returns it.
+    The panels' titles carry the file sizes and the PSNR when given; transparency is drawn
+    over a checkerboard, in the images and in the swatches. Draws into ``fig`` (a new
+    ``matplotlib.figure.Figure`` not attached to pyplot when None) and returns it.
     """
     if fig is None:
         from matplotlib.figure import Figure
@@ -66,9 +83,11 @@ def compress_figure(
     height, width = original.shape[:2]
     aspect = height / max(width, 1)
     grid = fig.add_gridspec(2, 2, height_ratios=[5 * aspect, 0.9])
-    for col, (img, label) in enumerate(
-        [(original, "original"), (result.image(), f"{result.colors} colours")]
-    ):
+    before = "original" + (f" · {_kb(bytes_in)}" if bytes_in is not None else "")
+    after = f"{result.colors} colours" + (f" · {_kb(bytes_out)}" if bytes_out is not None else "")
+    if psnr is not None:
+        after += " · lossless" if math.isinf(psnr) else f" · PSNR {psnr:.1f} dB"
+    for col, (img, label) in enumerate([(original, before), (result.image(), after)]):
         ax = fig.add_subplot(grid[0, col])
         ax.imshow(_rgb(img), interpolation="nearest")
         ax.set_title(label)
@@ -80,14 +99,20 @@ def compress_figure(
 
 
 def _swatches(ax, result: QuantizeResult) -> None:
-    """The palette as a bar of swatches whose widths are the colours' shares of pixels."""
+    """The palette as a bar of swatches whose widths are the colours' shares of pixels;
+    partly transparent colours over a checkerboard."""
     pal = result.palette
     visible = [i for i in range(len(pal)) if i != result.transparent_index]
     order = sorted(visible, key=lambda i: -int(result.counts[i]))
     shares = result.counts[order] / max(int(result.counts[order].sum()), 1)
+    if pal.shape[1] == 4 and (pal[order, 3] < 255).any():
+        board = _checkerboard(8, 160, 4)[..., 0] / 255.0
+        ax.imshow(
+            board, cmap="gray", vmin=0, vmax=1, extent=(0, 1, -0.5, 0.5), aspect="auto", zorder=0
+        )
     left = 0.0
     for i, share in zip(order, shares, strict=True):
-        ax.barh(0, share, left=left, color=pal[i, :3] / 255.0, edgecolor="none", height=1)
+        ax.barh(0, share, left=left, color=pal[i] / 255.0, edgecolor="none", height=1, zorder=1)
         left += share
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.5, 0.5)
@@ -101,9 +126,13 @@ def save_compress_figure(
     result: QuantizeResult,
     *,
     title: str | None = None,
+    **captions: Any,
 ) -> None:
-    """Write :func:`compress_figure` to ``path`` (format from the extension), atomically."""
-    fig = compress_figure(original, result, title=title)
+    """Write :func:`compress_figure` to ``path`` (format from the extension), atomically.
+
+    ``captions``: ``bytes_in``, ``bytes_out`` and ``psnr``, as for :func:`compress_figure`.
+    """
+    fig = compress_figure(original, result, title=title, **captions)
     fmt = Path(path).suffix.lower().lstrip(".") or "png"
     with atomic_write(path) as fh:
         fig.savefig(fh, format=fmt, dpi=100)
@@ -117,19 +146,22 @@ def has_display() -> bool:
 
 
 def show_compress_figure(
-    original: np.ndarray, result: QuantizeResult, *, title: str | None = None
+    original: np.ndarray,
+    result: QuantizeResult,
+    *,
+    title: str | None = None,
+    before_show: Callable[[], None] | None = None,
+    **captions: Any,
 ) -> bool:
-    """Show the figure in a window; returns False (and shows nothing) without a display."""
-    if not has_display():
-        return False
-    import matplotlib.pyplot as plt
+    """Show the figure in a window; returns False (and shows nothing) without a display.
 
-    if plt.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
-        return False
-    fig = plt.figure(figsize=_size(original))
-    compress_figure(original, result, title=title, fig=fig)
-    plt.show()
-    return True
+    ``before_show`` is called just before the window opens and blocks until it is closed.
+    """
+    return show_figure(
+        lambda fig: compress_figure(original, result, title=title, fig=fig, **captions),
+        _size(original),
+        before_show=before_show,
+    )
 
 
 def palette_figure(
@@ -181,8 +213,16 @@ def save_figure(path: str | os.PathLike[str], fig, *, dpi: int = 100) -> None:
         fig.savefig(fh, format=fmt, dpi=dpi)
 
 
-def show_figure(build: Callable[[Any], Any], figsize: tuple[float, float]) -> bool:
-    """Open a window with the figure ``build(fig)`` draws; False (nothing shown) without one."""
+def show_figure(
+    build: Callable[[Any], Any],
+    figsize: tuple[float, float],
+    *,
+    before_show: Callable[[], None] | None = None,
+) -> bool:
+    """Open a window with the figure ``build(fig)`` draws; False (nothing shown) without one.
+
+    ``before_show`` is called just before the window opens and blocks until it is closed.
+    """
     if not has_display():
         return False
     import matplotlib.pyplot as plt
@@ -191,6 +231,8 @@ def show_figure(build: Callable[[Any], Any], figsize: tuple[float, float]) -> bo
         return False
     fig = plt.figure(figsize=figsize)
     build(fig)
+    if before_show is not None:
+        before_show()
     plt.show()
     return True
 

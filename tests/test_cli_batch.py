@@ -150,7 +150,7 @@ def test_stdin_closed_or_a_terminal(cli, monkeypatch, tmp_path: Path) -> None:
 def test_dry_run_lists_and_writes_nothing(cli, tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, stdout, stderr = cli("batch", tree, "-o", out, "--dry-run")
-    assert code == 0 and stderr == ""
+    assert code == 0 and stderr == "dry run: 2 planned, 0 up to date, 0 refused; nothing written\n"
     assert stdout.splitlines() == [
         f"{tree / 'a.png'} -> {out / 'a-k16.png'}",
         f"{tree / 'b.jpg'} -> {out / 'b-k16.png'}",

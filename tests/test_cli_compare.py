@@ -231,7 +231,7 @@ def test_target_compare_chooses_the_smallest_k_and_compress_uses_it(capsys, imag
     assert len(chosen) == 1
     k = chosen[0]["k"]
     assert len(rows) <= 8  # a bisection, not a sweep
-    assert f"chosen k={k}: the smallest k with PSNR ≥ 25 dB" in err
+    assert err == ""  # with --json, stderr keeps only warnings (the choice is in the rows)
     # independently: k meets the target, k-1 (and every smaller k) misses it
     assert psnr_of(pixels, quantize(pixels, k, seed=2).image()) >= 25
     for j in range(2, k):
@@ -244,7 +244,7 @@ def test_target_compare_chooses_the_smallest_k_and_compress_uses_it(capsys, imag
     assert report["output"] == str(tmp_path / f"in-k{k}.png")
     with Image.open(report["output"]) as im:
         assert len(im.getcolors()) == k
-    assert f"k={k}: the smallest k with PSNR ≥ 25 dB" in err  # the report, on stderr
+    assert err == ""  # the report is the JSON: none on stderr
 
 
 def test_compress_delta_e_target_prints_the_choice(capsys, image, tmp_path):
@@ -317,10 +317,25 @@ def test_skip_if_larger_exits_98_and_writes_nothing(capsys, image, tmp_path):
     rc, out, err = cli(capsys, "compress", small, "-k", "4", "-o", again, "--skip-if-larger")
     assert rc == ExitStatus.SKIPPED_NOT_SMALLER == 98
     assert out == "" and not again.exists()
-    assert "not smaller than the input" in one_error_line(err)
+    # a decision, not a failure: a notice, not an error line
+    reason = (
+        f"{small}: the output would be {small.stat().st_size:,} bytes, not smaller than the "
+        f"input's {small.stat().st_size:,}; nothing written"
+    )
+    assert err == f"kmeanscli: skipped: {reason}\n"
+    rc, out, err = cli(capsys, "compress", small, "-k", "4", "-o", again, "--skip-if-larger", "-q")
+    assert (rc, out, err) == (98, "", "")  # silent with -q, as documented
     rc, out, err = cli(capsys, "compress", small, "-k", "4", "-o", "-", "--skip-if-larger")
-    assert rc == 98 and out == ""
-    one_error_line(err)
+    assert rc == 98 and out == "" and err.startswith("kmeanscli: skipped: ")
+    args = ["compress", small, "-k", "4", "-o", again, "--skip-if-larger", "--json", "-q"]
+    rc, out, err = cli(capsys, *args)
+    assert rc == 98 and err == ""
+    assert json.loads(out) == {
+        "input": str(small),
+        "status": "skipped",
+        "reason": reason,
+        "exit_code": 98,
+    }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "small.png"]
 
 

@@ -125,7 +125,9 @@ def test_target_flags_build_the_targets_and_a_bad_one_names_its_flag(cli, tmp_pa
     assert chosen["psnr"] >= 30 and chosen["delta_e"] <= 3
     found = search_k(gradient(), [Target("psnr", 30.0), Target("delta_e", 3.0)])
     assert chosen["k"] == found.k
-    assert f"chosen k={found.k}: the smallest k with PSNR ≥ 30 dB and ΔE ≤ 3 (" in both.stderr
+    assert both.stderr == ""  # with --json, stderr keeps only warnings
+    table = cli("compare", src, "--target-psnr", "30", "--max-delta-e", "3")
+    assert f"chosen k={found.k}: the smallest k with PSNR ≥ 30 dB and ΔE ≤ 3 (" in table.stderr
     bad = cli("compress", src, "--target-ssim", "1.2", "-o", tmp_path / "out.png")
     line = bad.assert_one_error(2)
     assert line == "kmeanscli: error: --target-ssim 1.2: an SSIM target must be in (-1, 1]; got 1.2"

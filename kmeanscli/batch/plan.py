@@ -120,7 +120,8 @@ def plan(
     Raises
     ------
     InputError
-        An input path that does not exist, or no input file at all.
+        No input file at all (and the first missing path when none exists). A path that does
+        not exist among others is a failed file in the plan's ``failed``.
     OutputError
         ``outdir`` exists and is not a folder.
     """
@@ -137,6 +138,7 @@ def plan(
 
     pairs: list[tuple[Path, Path]] = []  # (input as shown, path relative to the output root)
     files: list[Path] = []
+    missing: list[Path] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
@@ -145,10 +147,12 @@ def plan(
         elif p.exists():
             files.append(p)
         else:
-            raise InputError(f"{p}: no such file or folder")
+            missing.append(p)
     if files:
         base = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
         pairs.extend((f, Path(os.path.relpath(os.path.abspath(f), base))) for f in files)
+    if not pairs and missing:
+        raise InputError(f"{missing[0]}: no such file or folder")
     if not pairs:
         raise InputError("no image files found in the inputs (see --glob and --recursive)")
 
@@ -170,7 +174,15 @@ def plan(
 
     tasks: list[Task] = []
     skipped: list[Task] = []
-    failed: list[FileResult] = []
+    failed = [  # a path that does not exist is one failed file; the others are done
+        FileResult(
+            str(p),
+            str(out_root / f"{p.stem}{suffix}"),
+            "failed",
+            error=f"{p}: no such file or folder",
+        )
+        for p in missing
+    ]
     for src, dst in entries:
         own = named.fullmatch(src.name)
         if own and own.group(1) in stems.get(os.path.abspath(src.parent), ()):

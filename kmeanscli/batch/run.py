@@ -163,12 +163,12 @@ class _Run:
         outdir = self.plan.outdir
         try:
             outdir.mkdir(parents=True, exist_ok=True)
-            if not os.access(outdir, os.W_OK | os.X_OK):
-                raise PermissionError(13, "permission denied")
         except OSError as exc:
             raise OutputError(
                 f"{outdir}: cannot create the output folder: {exc.strerror or exc}"
             ) from exc
+        if not os.access(outdir, os.W_OK | os.X_OK):
+            raise OutputError(f"{outdir}: the output folder is not writable (permission denied)")
 
     def refused(self) -> None:
         """The files the plan refused (e.g. two inputs with one output)."""

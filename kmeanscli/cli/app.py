@@ -15,6 +15,7 @@ from ..options import OptionsError
 from .console import error
 from .help import Command, Group, usage_message
 from .options import FLAGS
+from .outcome import RunState, failed, running, skipped
 from .status import ExitStatus
 
 app = typer.Typer(
@@ -65,7 +66,9 @@ def _register() -> None:
     from .palette import palette
 
     for command in (compress, compare, batch, palette):
-        app.command(cls=Command)(command)
+        # extra arguments reach compress, which answers several images with the batch command
+        extra = {"allow_extra_args": True} if command is compress else None
+        app.command(cls=Command, context_settings=extra)(command)
 
 
 _register()
@@ -80,23 +83,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             command.main(args=["--help"], prog_name="kmeanscli", standalone_mode=False)
         return ExitStatus.USAGE
+    state = RunState(argv=args)
     try:
-        rv = command.main(args=args, prog_name="kmeanscli", standalone_mode=False)
+        with running(state):
+            rv = command.main(args=args, prog_name="kmeanscli", standalone_mode=False)
     except OptionsError as exc:  # the library's words, with our flags
-        error(exc.render(FLAGS))
-        return ExitStatus.USAGE
+        return failed(state, exc.render(FLAGS), ExitStatus.USAGE)
     except UsageError as exc:
-        error(str(exc))
-        return ExitStatus.USAGE
+        return failed(state, str(exc), ExitStatus.USAGE)
     except TargetNotMetError as exc:
-        error(str(exc))
-        return ExitStatus.TARGET_NOT_MET
-    except NotSmallerError as exc:
-        error(str(exc))
-        return ExitStatus.SKIPPED_NOT_SMALLER
+        return failed(state, str(exc), ExitStatus.TARGET_NOT_MET)
+    except NotSmallerError as exc:  # a decision, not a failure
+        return skipped(state, str(exc), ExitStatus.SKIPPED_NOT_SMALLER)
     except KmeansCliError as exc:
-        error(str(exc))
-        return ExitStatus.FAILURE
+        return failed(state, str(exc), ExitStatus.FAILURE)
     except typer.Abort:
         error("interrupted")
         return ExitStatus.INTERRUPTED
@@ -106,8 +106,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.TyperException as exc:  # Click's usage errors
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        error(f"{usage_message(exc)}{hint}")
-        return int(getattr(exc, "exit_code", ExitStatus.USAGE))
+        code = int(getattr(exc, "exit_code", ExitStatus.USAGE))
+        return failed(state, f"{usage_message(exc)}{hint}", code)
     except BrokenPipeError:
         _silence_stdout()
         return ExitStatus.FAILURE

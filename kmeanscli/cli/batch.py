@@ -271,13 +271,19 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _grew(result: FileResult) -> bool:
+    """A compressed file whose output is larger than its input (compress warns of it too)."""
+    return result.status == "ok" and result.bytes_out > result.bytes_in
+
+
 def _plain(result: FileResult) -> str:
     if result.status == "ok":
         r = result.report or {}
+        grew = ", larger than the input" if _grew(result) else ""
         return (
             f"ok       {result.input} -> {result.output}  "
             f"{human_bytes(result.bytes_in)} -> {human_bytes(result.bytes_out)} "
-            f"({r.get('ratio', 0):.1%})"
+            f"({r.get('ratio', 0):.1%}{grew})"
         )
     if result.status == "skipped":
         if result.reason and result.reason.startswith(result.input):
@@ -290,7 +296,9 @@ def render_summary(summary: BatchSummary, *, where: str) -> None:
     """The final summary on stderr: counts, sizes, ratio, time, and each failure."""
     console = err_console()
     rows: list[tuple[str, str]] = []
-    counts = f"{summary.ok} ok, {summary.skipped} skipped, {summary.failed} failed"
+    grew = sum(_grew(r) for r in summary.results)
+    larger = f" ({grew} larger than the input)" if grew else ""
+    counts = f"{summary.ok} ok{larger}, {summary.skipped} skipped, {summary.failed} failed"
     if summary.not_done:
         counts += f", {summary.not_done} not done"
     rows.append(("files", f"{counts} (of {summary.total})"))
@@ -318,7 +326,7 @@ def render_summary(summary: BatchSummary, *, where: str) -> None:
             print_line(console, f"  {r.error or r.input}")
 
 
-def _dry_run(the_plan: Plan, *, json_out: bool) -> None:
+def _dry_run(the_plan: Plan, *, json_out: bool, quiet: bool) -> None:
     rows: list[tuple[str, str, str, str | None]] = [
         (t.input, t.output, "planned", None) for t in the_plan.tasks
     ]
@@ -337,6 +345,13 @@ def _dry_run(the_plan: Plan, *, json_out: bool) -> None:
         else:
             sys.stdout.write(f"{src} -> {dst} (refused: {why})\n")
     sys.stdout.flush()
+    if not quiet:
+        p = the_plan
+        sys.stderr.write(
+            f"dry run: {len(p.tasks)} planned, {len(p.skipped)} up to date, "
+            f"{len(p.failed)} refused; nothing written\n"
+        )
+        sys.stderr.flush()
 
 
 @quantize_options()
@@ -489,7 +504,7 @@ def batch(
 
     the_plan = plan(paths, outdir, batch_options, recursive=recursive, globs=globs, force=force)
     if dry_run:
-        _dry_run(the_plan, json_out=json_out)
+        _dry_run(the_plan, json_out=json_out, quiet=quiet)
         return ExitStatus.OK
 
     executor = make_executor(jobs, scheduler)

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_KS, MAX_COLORS
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_KS, MAX_COLORS
 from ..errors import OutputError, TargetNotMetError, UsageError
+from .compress import preview_hint
 from .console import (
     Stages,
     err_console,
@@ -42,6 +43,7 @@ from .options import (
     Strip,
     quantize_options,
 )
+from .outcome import declare, results_printed
 
 if TYPE_CHECKING:
     from ..compare import CompareRow, Comparison
@@ -289,11 +291,18 @@ def _target_summary(comparison: Comparison) -> str | None:
     return text + f"; {len(found.tried)} k values tried)"
 
 
-def _colors_source(comparison: Comparison) -> CompareRow:
+def _colors_k(ks: str | None, k_values: list[int]) -> int | None:
+    """The k that --plot-colors shows: None for the chosen one (targets, or a file)."""
+    if ks is None and DEFAULT_K in k_values:
+        return DEFAULT_K  # compress's default
+    return min(k_values, default=None)  # the smallest k given: the clearest picture
+
+
+def _colors_source(comparison: Comparison, k: int | None) -> CompareRow:
     chosen = [row for row in comparison.rows if row.chosen]
     if chosen:
         return chosen[0]
-    return comparison.rows[0]  # the first method's smallest k: the clearest picture
+    return next((row for row in comparison.rows if row.k == k), comparison.rows[0])
 
 
 @quantize_options(k=None, palette=False, batch_size=False)
@@ -315,7 +324,8 @@ def compare(
             metavar="K,K,...",
             help="The k values to compare, 2 to 256, separated by commas. Default: "
             + ",".join(map(str, DEFAULT_KS))
-            + " (none with a quality target: only the k values the search tries).",
+            + " (none with a quality target: only the k values the search tries; "
+            + f"{DEFAULT_K} alone with --plot-colors and neither --plot nor --preview).",
         ),
     ] = None,
     methods: Annotated[
@@ -359,6 +369,9 @@ def compare(
     smallest k that meets the target. With several files, the first is the original and the
     others (made by any tool) are scored against it.
 
+    --plot-colors shows the chosen k, else the smallest -k given, else k=16; asked for
+    alone (no -k, --plot or --preview), only k=16 is fitted.
+
     Examples:
 
       kmeanscli compare photo.jpg
@@ -372,6 +385,8 @@ def compare(
     from ..compare import compare_files, compare_k
 
     paths = list(files or [])
+    name = "china.jpg" if sample else (paths[0] if paths else None)
+    declare(name, json=json_out and not csv_out, quiet=quiet)
     if sample and paths:
         raise UsageError("give either IN or --sample, not both")
     if not sample and not paths:
@@ -385,6 +400,8 @@ def compare(
         if batch_size is not None:
             raise UsageError("--batch-size is for one image; it does not go with several files")
     k_values = parse_k_list(ks) if ks is not None else ([] if targets else list(DEFAULT_KS))
+    if ks is None and not targets and plot_colors is not None and plot is None and not preview:
+        k_values = [DEFAULT_K]  # only the colour figure is asked for: fit only the k it shows
     chosen_methods = parse_methods(methods) if methods is not None else ("kmeans",)
     if targets and not {"kmeans", "minibatch"} & set(chosen_methods):
         raise UsageError("quality targets choose k for kmeans: add kmeans to --methods")
@@ -427,17 +444,25 @@ def compare(
         warn(note, quiet=quiet)
     if json_out:
         sys.stdout.write(json.dumps(_records(comparison)) + "\n")
+        results_printed()
     elif csv_out:
         _write_csv(_records(comparison))
     else:
         render_table(comparison, out_console())
     sys.stdout.flush()
     summary = _target_summary(comparison)
-    if summary and not quiet:
+    if summary and not quiet and not json_out:  # with --json, stderr keeps only warnings
         err_console().print(summary, markup=False, highlight=False)
 
     if comparison.rows and (plot is not None or preview or plot_colors is not None):
-        _figures(comparison, plot=plot, preview=preview, plot_colors=plot_colors, quiet=quiet)
+        _figures(
+            comparison,
+            plot=plot,
+            preview=preview,
+            plot_colors=plot_colors,
+            colors_k=_colors_k(ks, k_values),
+            quiet=quiet,
+        )
     if comparison.target_error is not None:
         raise TargetNotMetError(comparison.target_error)
 
@@ -448,6 +473,7 @@ def _figures(
     plot: Path | None,
     preview: bool,
     plot_colors: Path | None,
+    colors_k: int | None,
     quiet: bool,
 ) -> None:
     from .. import plots
@@ -456,7 +482,7 @@ def _figures(
     if plot is not None:
         plots.save_figure(plot, plots.compare_figure(comparison, title=title))
     if plot_colors is not None:
-        row = _colors_source(comparison)
+        row = _colors_source(comparison, colors_k)
         assert row.result is not None
         plots.save_figure(
             plot_colors,
@@ -468,6 +494,7 @@ def _figures(
         shown = plots.show_figure(
             lambda fig: plots.compare_figure(comparison, title=title, fig=fig),
             plots.compare_figure_size(comparison),
+            before_show=lambda: preview_hint(quiet),
         )
         if not shown:
             warn(

@@ -34,6 +34,7 @@ from .options import (
     Strip,
     quantize_options,
 )
+from .outcome import command_line, declare, results_printed
 
 if TYPE_CHECKING:
     from ..api import CompressReport
@@ -65,6 +66,34 @@ def render_report(report: CompressReport) -> None:
     )
 
 
+def _output_folder(output: str | None) -> Path | None:
+    """``-o`` naming an existing folder: the output goes into it, named as by default."""
+    if output is None or output == "-" or not Path(output).is_dir():
+        return None
+    return Path(output)
+
+
+def _one_image_hint(inputs: list[str]) -> str:
+    """The usage error for several images: the ``batch`` command line that does them."""
+    import shlex
+
+    argv = command_line()
+    argv = argv[argv.index("compress") + 1 :] if "compress" in argv else inputs
+    rest: list[str] = []
+    outdir, value_of = "OUTDIR", None
+    for arg in argv:
+        if value_of is not None:
+            if value_of in ("-o", "--output") and Path(arg).is_dir():
+                outdir = arg  # already a folder: batch can write there
+            value_of = None
+        elif arg in ("-o", "--output", "--plot", "--palette-out"):
+            value_of = arg  # compress's own output files: not batch options
+        elif not (arg.startswith(("--output=", "--plot=", "--palette-out=")) or arg == "--preview"):
+            rest.append(arg)
+    line = shlex.join(["kmeanscli", "batch", *rest, "-o", outdir])
+    return f"compress takes one image ({len(inputs)} given); for several, use batch: {line}"
+
+
 @quantize_options()
 def compress(
     input: Annotated[
@@ -87,6 +116,7 @@ def compress(
     ] = None,
     *,
     options: QuantizeOptions,
+    ctx: typer.Context,
     palette_out: PaletteOut = None,
     force: Force = False,
     strip: Strip = False,
@@ -120,27 +150,35 @@ def compress(
     from ..api import compress_file, default_output, sample_image
     from ..imageio import format_for
 
+    if ctx.args:  # several images, as pngquant takes them: show the batch command
+        raise UsageError(_one_image_hint([input or "", *ctx.args]))
+    declare("china.jpg" if sample else input, json=json_out, quiet=quiet)
     if sample and input is not None:
         raise UsageError("give either IN or --sample, not both")
     if not sample and input is None:
         raise UsageError("missing IN: give an image path, - for stdin, or --sample")
     targets = options.targets
     src: str | Path | bytes
+    out_dir = _output_folder(output)
+    default_dir = out_dir if out_dir is not None else ("." if sample else None)
     if sample:
         src_path = sample_image()
         src, name = src_path, src_path.name
         out = output if output is not None else str(default_output(src_path.name, options.colors))
-        if output is None and targets:
-            out = None  # named after the chosen k, in the current folder
+        if (output is None and targets) or out_dir is not None:
+            out = None  # named after k (the chosen one with targets) in default_dir
     elif input == "-":
+        if out_dir is not None:
+            raise UsageError(f"-o {output}: is a folder, and stdin has no file name; give -o FILE")
         src, name = read_stdin(), "-"
         out = output if output is not None else "-"
     else:
         src, name = Path(input), input
-        out = output
+        out = None if out_dir is not None else output
 
     to_stdout = out == "-"
     if to_stdout and json_out:
+        declare(name, json=False)  # stdout is the image's: no JSON there
         why = "-o - (PNG on stdout)" if output == "-" else "stdin input, whose image goes to stdout"
         raise UsageError(f"--json prints on stdout, so it cannot go with {why}; give -o FILE")
     if to_stdout and sys.stdout.isatty():
@@ -154,7 +192,8 @@ def compress(
         if out is not None and not to_stdout:
             out_file = Path(out)
         elif out is None and src_file is not None and not targets:
-            out_file = default_output(src_file, options.colors)
+            base = src_file if default_dir is None else Path(default_dir) / src_file.name
+            out_file = default_output(base, options.colors)
         check_plot_path(plot, src_file, out_file, force=force)
     if out is not None and not to_stdout:
         format_for(out)  # an unknown extension is a usage error before any work
@@ -172,7 +211,7 @@ def compress(
             palette_out=palette_out,
             progress=stages,
             skip_if_larger=skip_if_larger,
-            default_dir="." if sample else None,
+            default_dir=default_dir,
         )
 
     for note in report.warnings:
@@ -180,7 +219,8 @@ def compress(
     if json_out:
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
         sys.stdout.flush()
-    if not quiet:
+        results_printed()
+    elif not quiet:  # with --json, stderr keeps only the warnings
         render_report(report)
         if report.search is not None:
             goals = " and ".join(t.describe() for t in options.targets)
@@ -191,16 +231,32 @@ def compress(
         from .. import plots
 
         assert report.original is not None and report.result is not None
+        title = f"{report.input} → {report.output}: k={report.k}"
+        captions = {"bytes_in": report.bytes_in, "bytes_out": report.bytes_out}
+        captions["psnr"] = report.psnr
         if plot is not None:
             plots.save_compress_figure(
-                plot, report.original, report.result, title=f"{report.input}: k={report.k}"
+                plot, report.original, report.result, title=title, **captions
             )
         if preview:
             shown = plots.show_compress_figure(
-                report.original, report.result, title=f"{report.input}: k={report.k}"
+                report.original,
+                report.result,
+                title=title,
+                before_show=lambda: preview_hint(quiet),
+                **captions,
             )
             if not shown:
                 warn(
                     "no display for --preview; skipped (use --plot FILE to save the figure)",
                     quiet=quiet,
                 )
+
+
+def preview_hint(quiet: bool) -> None:
+    """Before the --preview window blocks: how to get the prompt back."""
+    if not quiet:
+        sys.stderr.write(
+            "kmeanscli: preview: close the figure window (or press q in it) to finish\n"
+        )
+        sys.stderr.flush()

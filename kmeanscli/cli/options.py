@@ -251,7 +251,8 @@ PlotColors = Annotated[
         dir_okay=False,
         rich_help_panel=FIGURES,
         help="Write the image's colours as a 3D RGB point cloud with the palette marked, and "
-        "the palette swatches, to FILE (.png, .svg or .pdf).",
+        "the palette swatches, to FILE (.png, .svg or .pdf). Its k: the chosen one with a "
+        "target, else the smallest -k, else 16 (alone, only k=16 is fitted).",
     ),
 ]
 Sample = Annotated[
@@ -409,7 +410,7 @@ def quantize_options(
         own = [
             p.replace(annotation=_evaluate(p.annotation, command))
             for p in signature.parameters.values()
-            if p.name != "options"
+            if p.name not in ("options", "ctx")
         ]
         group = []
         for name in names:
@@ -438,6 +439,8 @@ def quantize_options(
         def wrapper(**kwargs: Any) -> Any:
             values = {name: kwargs.pop(name) for name in names}
             ctx = kwargs.pop(_CTX)
+            if "ctx" in signature.parameters:  # the command wants its Typer context too
+                kwargs["ctx"] = ctx
             return command(**kwargs, options=build_options(ctx, values))
 
         wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

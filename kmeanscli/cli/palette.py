@@ -17,6 +17,7 @@ from ..errors import OutputError, UsageError
 from .console import Stages, out_console, print_line, progress_enabled
 from .inputs import check_plot_path, read_stdin, same_path
 from .options import Force, Json, MaxPixels, PaletteOut, Plot, Quiet, quantize_options
+from .outcome import declare, results_printed
 
 if TYPE_CHECKING:
     from ..api import PaletteReport
@@ -73,6 +74,7 @@ def palette(
     from ..core import palette_io
     from ..imageio import atomic_write
 
+    declare(input, json=json_out, quiet=quiet)
     if plot is not None:
         check_plot_path(plot, None if input == "-" else Path(input), None, force=force)
     if palette_out is not None:
@@ -97,6 +99,7 @@ def palette(
     if json_out:
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
         sys.stdout.flush()
+        results_printed()
     else:
         render_palette(report, out_console())
     if plot is not None:
