@@ -37,7 +37,7 @@ def test_plot_draws_transparency_on_a_checkerboard(cli, tmp_path) -> None:
     pixels[:, 60:] = (0, 0, 255, 128)
     Image.fromarray(pixels).save(tmp_path / "t.png")
     plot = tmp_path / "fig.png"
-    r = cli("compress", tmp_path / "t.png", "-k", "2", "--plot", plot)
+    r = cli("compress", tmp_path / "t.png", "-k", "3", "--plot", plot)  # 2 colours + clear
     assert r.code == 0, r.stderr
     fig = np.asarray(load_image(plot).convert("RGB"))
     height = fig.shape[0]

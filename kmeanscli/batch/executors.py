@@ -69,6 +69,27 @@ def _processes_of(pool: Any) -> list[Any]:
     return list((getattr(pool, "_processes", None) or {}).values())
 
 
+def _quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with its stderr on /dev/null.
+
+    When workers are stopped (Ctrl-C, SIGTERM, a dead worker), the tracker cleans up the
+    pool's semaphores at exit, as it should, but also prints "leaked semaphore" and "No
+    such file" warnings: noise after a clean, documented exit. The tracker inherits fd 2
+    when it starts, so it is started here once, with fd 2 pointing at /dev/null.
+    """
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)  # (when it already runs, ensure_running() starts nothing)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class ProcessExecutor(Executor):
     """A local pool of ``jobs`` worker processes.
 
@@ -96,6 +117,7 @@ class ProcessExecutor(Executor):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        _quiet_resource_tracker()
         methods = mp.get_all_start_methods()
         if "forkserver" in methods:
             ctx = mp.get_context("forkserver")  # no fork of this (threaded) process
