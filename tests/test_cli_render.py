@@ -108,13 +108,13 @@ def test_errors_and_batch_lines_keep_brackets(cli, make_image, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("ratio", "words"),
     [
-        (0.966, "3 % smaller"),
-        (0.75, "25 % smaller"),
+        (0.966, "3% smaller"),
+        (0.75, "25% smaller"),
         (0.5, "2.0× smaller"),
         (0.222, "4.5× smaller"),
-        (0.998, "less than 1 % smaller"),
+        (0.998, "less than 1% smaller"),
         (1.0, "the same size"),
-        (1.12, "12 % larger"),
+        (1.12, "12% larger"),
         (2.3, "2.3× larger"),
     ],
 )

@@ -135,21 +135,21 @@ def human_bytes(n: float) -> str:
 
 
 def size_change(ratio: float) -> str:
-    """``bytes_out / bytes_in`` in words that never mislead: ``3 % smaller`` (not ``1.0×``),
-    ``4.5× smaller``, ``12 % larger``, ``2.3× larger``, ``the same size``."""
+    """``bytes_out / bytes_in`` in words that never mislead: ``3% smaller`` (not ``1.0×``),
+    ``4.5× smaller``, ``12% larger``, ``2.3× larger``, ``the same size``."""
     if ratio <= 0:
         return "empty"
     if ratio < 1:
         if ratio <= 0.5:
             return f"{1 / ratio:.1f}× smaller"
         saved = 100 * (1 - ratio)
-        return f"{saved:.0f} % smaller" if saved >= 0.5 else "less than 1 % smaller"
+        return f"{saved:.0f}% smaller" if saved >= 0.5 else "less than 1% smaller"
     if ratio == 1:
         return "the same size"
     if ratio >= 2:
         return f"{ratio:.1f}× larger"
     grown = 100 * (ratio - 1)
-    return f"{grown:.0f} % larger" if grown >= 0.5 else "less than 1 % larger"
+    return f"{grown:.0f}% larger" if grown >= 0.5 else "less than 1% larger"
 
 
 def fit_to_content(console: Console, renderable: object) -> None:
