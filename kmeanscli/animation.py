@@ -24,7 +24,13 @@ import numpy as np
 
 from .core.quantize import QuantizeResult
 from .errors import InputError, UsageError
-from .imageio import ANIMATED_FORMATS, decode_error_reason, default_max_pixels, rgb_profile
+from .imageio import (
+    ANIMATED_FORMATS,
+    decode_error_reason,
+    default_max_pixels,
+    is_srgb_profile,
+    rgb_profile,
+)
 
 __all__ = [
     "DecodedAnimation",
@@ -165,8 +171,14 @@ def encode_animation(
     pal = first.palette
     has_alpha = pal.shape[1] == 4
     kwargs: dict[str, object] = {"save_all": True, "duration": list(durations)}
-    if icc_profile and fmt in ("PNG", "WEBP"):
+    srgb = bool(icc_profile) and is_srgb_profile(icc_profile)
+    if icc_profile and not srgb and fmt in ("PNG", "WEBP"):
         kwargs["icc_profile"] = icc_profile
+    if srgb and fmt == "PNG":  # as for a still image: the 13-byte chunk, not the profile
+        from PIL.PngImagePlugin import PngInfo
+
+        kwargs["pnginfo"] = info = PngInfo()
+        info.add(b"sRGB", b"\x00")
 
     def palette_image(r: QuantizeResult) -> Image.Image:
         h, w = r.indices.shape

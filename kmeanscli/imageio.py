@@ -36,6 +36,7 @@ __all__ = [
     "default_max_pixels",
     "encode",
     "format_for",
+    "is_srgb_profile",
     "rgb_profile",
     "same_file",
 ]
@@ -275,6 +276,23 @@ def _palette_image(result: QuantizeResult, palette: np.ndarray | None = None):  
     return img
 
 
+def is_srgb_profile(profile: bytes) -> bool:
+    """Whether an RGB ICC profile describes sRGB: every colour of a 6-level grid converts
+    from it to Little CMS's own sRGB within one 8-bit step. Such a profile is written as
+    PNG's 13-byte ``sRGB`` chunk, or left out of formats that assume sRGB anyway."""
+    from PIL import Image, ImageCms
+
+    levels = np.linspace(0, 255, 6).astype(np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(1, -1, 3)
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        transform = ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+        out = np.asarray(ImageCms.applyTransform(Image.fromarray(grid), transform))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return False  # unreadable or not an RGB profile: keep it as it is
+    return int(np.abs(out.astype(np.int16) - grid).max()) <= 1
+
+
 def encode(
     result: QuantizeResult,
     fmt: str,
@@ -296,8 +314,15 @@ def encode(
     partial = has_alpha and bool(((pal[:, 3] > 0) & (pal[:, 3] < 255)).any())
     buf = io.BytesIO()
     kwargs: dict[str, object] = {}
-    if icc_profile and fmt in ("PNG", "WEBP", "TIFF", "JPEG"):
+    srgb = bool(icc_profile) and is_srgb_profile(icc_profile)
+    if icc_profile and not srgb and fmt in ("PNG", "WEBP", "TIFF", "JPEG"):
         kwargs["icc_profile"] = icc_profile
+    if srgb and fmt == "PNG":  # 13 bytes instead of the profile (3 kB for a common one)
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add(b"sRGB", b"\x00")  # rendering intent: perceptual
+        kwargs["pnginfo"] = info
 
     if fmt == "PNG":
         img = _palette_image(result)

@@ -140,6 +140,30 @@ def colours_of(img: Image.Image) -> set[tuple[int, ...]]:
     return {tuple(int(v) for v in c) for c in np.unique(a, axis=0)}
 
 
+def srgb_profile() -> bytes:
+    """Little CMS's own sRGB ICC profile (588 bytes)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def other_rgb_profile() -> bytes:
+    """A valid RGB ICC profile that is not sRGB: sRGB with its red and green primaries
+    swapped (so colours really convert differently)."""
+    import struct
+
+    data = bytearray(srgb_profile())
+    (count,) = struct.unpack(">I", data[128:132])
+    tags = {}
+    for i in range(count):
+        sig, offset, size = struct.unpack(">4sII", data[132 + 12 * i : 144 + 12 * i])
+        tags[sig] = (offset, size)
+    (r, rn), (g, gn) = tags[b"rXYZ"], tags[b"gXYZ"]
+    red, green = bytes(data[r : r + rn]), bytes(data[g : g + gn])
+    data[r : r + rn], data[g : g + gn] = green, red
+    return bytes(data)
+
+
 # --------------------------------------------------------------------------- the CLI
 
 

@@ -11,8 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import JSON_FIELDS, colours_of, decode_png, files_in, load_image, png_bytes, synthetic
-from PIL import ImageCms
+from conftest import (
+    JSON_FIELDS,
+    colours_of,
+    decode_png,
+    files_in,
+    load_image,
+    other_rgb_profile,
+    png_bytes,
+    srgb_profile,
+    synthetic,
+)
 
 import kmeanscli
 from kmeanscli import (
@@ -179,12 +188,24 @@ def test_transparency_k256(make_image, tmp_path: Path) -> None:
 
 
 def test_icc_kept_and_stripped(make_image, tmp_path: Path) -> None:
-    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    src = make_image("icc.png", save={"icc_profile": srgb})
+    profile = other_rgb_profile()
+    src = make_image("icc.png", save={"icc_profile": profile})
     compress_file(src, tmp_path / "kept.png", 4)
     compress_file(src, tmp_path / "gone.png", 4, strip=True)
-    assert load_image(tmp_path / "kept.png").info.get("icc_profile") == srgb
+    assert load_image(tmp_path / "kept.png").info.get("icc_profile") == profile
     assert not load_image(tmp_path / "gone.png").info.get("icc_profile")
+
+
+def test_srgb_profile_becomes_the_srgb_chunk(make_image, tmp_path: Path) -> None:
+    """A two-colour image with a 588-byte sRGB profile: the output carries 13 bytes for it."""
+    src = make_image(
+        "icc.png", pixels=synthetic(64, 16, colors=2), save={"icc_profile": srgb_profile()}
+    )
+    report = compress_file(src, tmp_path / "o.png", 2)
+    out = load_image(tmp_path / "o.png")
+    assert not out.info.get("icc_profile") and out.info.get("srgb") == 0
+    plain = compress_file(src, tmp_path / "s.png", 2, strip=True)
+    assert report.bytes_out == plain.bytes_out + 13
 
 
 def test_progress_stages(make_image, tmp_path: Path) -> None:

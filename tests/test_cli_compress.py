@@ -17,6 +17,7 @@ from conftest import (
     decode_png,
     files_in,
     load_image,
+    other_rgb_profile,
     png_bytes,
     synthetic,
 )
@@ -448,13 +449,18 @@ def test_exif_orientation(cli, tmp_path: Path, ext: str) -> None:
 
 
 def test_icc_profile_kept_and_stripped(cli, make_image, tmp_path: Path) -> None:
-    src = make_image("in.png", save={"icc_profile": SRGB})
+    profile = other_rgb_profile()
+    src = make_image("in.png", save={"icc_profile": profile})
     assert cli("compress", src, "-k", "4", "-o", tmp_path / "kept.png").code == 0
     assert cli("compress", src, "-k", "4", "-o", tmp_path / "gone.png", "--strip").code == 0
-    assert load_image(tmp_path / "kept.png").info.get("icc_profile") == SRGB
+    assert load_image(tmp_path / "kept.png").info.get("icc_profile") == profile
     assert not load_image(tmp_path / "gone.png").info.get("icc_profile")
     assert cli("compress", src, "-k", "4", "-o", tmp_path / "kept.webp").code == 0
-    assert load_image(tmp_path / "kept.webp").info.get("icc_profile") == SRGB
+    assert load_image(tmp_path / "kept.webp").info.get("icc_profile") == profile
+    srgb = make_image("srgb.png", save={"icc_profile": SRGB})  # sRGB: the 13-byte chunk
+    assert cli("compress", srgb, "-k", "4", "-o", tmp_path / "srgb-out.png").code == 0
+    info = load_image(tmp_path / "srgb-out.png").info
+    assert info.get("srgb") == 0 and not info.get("icc_profile")
 
 
 # --------------------------------------------------------------------------- bad input

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import colours_of, decode_png, files_in, load_image, png_bytes, synthetic
+from conftest import (
+    colours_of,
+    decode_png,
+    files_in,
+    load_image,
+    other_rgb_profile,
+    png_bytes,
+    synthetic,
+)
 from PIL import Image, ImageCms
 
 from kmeanscli import InputError, OutputError, UsageError, quantize
@@ -19,6 +27,7 @@ from kmeanscli.imageio import (
     default_max_pixels,
     encode,
     format_for,
+    is_srgb_profile,
 )
 
 # The library must not warn (a warning is text on the user's stderr).
@@ -362,11 +371,31 @@ def test_jpeg_warns(rgb_result, alpha_result) -> None:
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF", "JPEG"])
 def test_icc_profile_embedded(rgb_result, fmt: str) -> None:
+    """A profile that is not sRGB is kept as it is; an sRGB one is PNG's 13-byte ``sRGB``
+    chunk, or nothing in formats that take sRGB for granted."""
     _, r = rgb_result
+    other = other_rgb_profile()
+    data, _ = encode(r, fmt, icc_profile=other)
+    assert decode_png(data).info.get("icc_profile") == other
+    plain, _ = encode(r, fmt)
+    assert not decode_png(plain).info.get("icc_profile")
     data, _ = encode(r, fmt, icc_profile=SRGB)
-    assert decode_png(data).info.get("icc_profile") == SRGB
-    data, _ = encode(r, fmt)
     assert not decode_png(data).info.get("icc_profile")
+    if fmt == "PNG":
+        chunks = _chunk_kinds(data)
+        assert chunks.index(b"sRGB") < chunks.index(b"PLTE")
+        assert decode_png(data).info.get("srgb") == 0
+        assert len(data) == len(plain) + 13
+    else:
+        assert data == plain
+
+
+def test_srgb_profiles_are_recognised() -> None:
+    assert is_srgb_profile(SRGB)
+    assert not is_srgb_profile(other_rgb_profile())
+    assert not is_srgb_profile(b"not a profile")
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert not is_srgb_profile(lab)
 
 
 def test_encode_is_deterministic(alpha_result) -> None:
@@ -393,11 +422,11 @@ def test_large_png_is_valid_and_the_same_every_time(k: int) -> None:
     pixels = np.repeat(np.repeat(synthetic(160, 150), 10, axis=0), 10, axis=1)
     assert pixels.shape[0] * pixels.shape[1] > 2 * (1 << 20)  # more than one part
     result = quantize(pixels, k)
-    first, _ = encode(result, "PNG", icc_profile=SRGB)
-    assert encode(result, "PNG", icc_profile=SRGB)[0] == first
+    first, _ = encode(result, "PNG", icc_profile=other_rgb_profile())
+    assert encode(result, "PNG", icc_profile=other_rgb_profile())[0] == first
     decoded = decode_png(first)
     decoded.load()  # checks every CRC and the zlib checksum
-    assert decoded.mode == "P" and decoded.info.get("icc_profile") == SRGB
+    assert decoded.mode == "P" and decoded.info.get("icc_profile") == other_rgb_profile()
     np.testing.assert_array_equal(np.asarray(decoded.convert("RGB")), result.image())
     kinds = [kind for kind in _chunk_kinds(first) if kind != b"IDAT"]
     assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and b"PLTE" in kinds
