@@ -306,7 +306,10 @@ def test_files_mode_mixes_rgb_and_rgba(tmp_path):
     rgba[0, 0, 3] = 254  # keeps the alpha channel on decode
     (tmp_path / "b.png").write_bytes(png_bytes(rgba))
     (row,) = compare_files(tmp_path / "a.png", [tmp_path / "b.png"]).rows
-    assert row.scores.mse == pytest.approx(1 / (30 * 40 * 4))
+    # one pixel at alpha 254: its colour seen at 254/255 and the alpha step
+    r, g, b = img[0, 0].astype(float)
+    seen = sum((c - c * 254 / 255) ** 2 for c in (r, g, b)) + 1
+    assert row.scores.mse == pytest.approx(seen / (30 * 40 * 4))
 
 
 def test_the_colour_histogram_is_counted_once_for_all_k(small_photo, monkeypatch) -> None:

@@ -45,10 +45,19 @@ def test_transparent_in_both_counts_as_exact() -> None:
     b = a.copy()
     a[0, 0] = [10, 20, 30, 0]  # hidden colours differ: no error
     b[0, 0] = [0, 0, 0, 0]
-    a[0, 1] = [10, 20, 30, 255]  # visible in one, transparent in the other: counts
-    b[0, 1] = [10, 20, 30, 0]
-    assert squared_error_sum(a, b) == 255**2
-    assert mse(a, b) == 255**2 / 12
+    a[0, 1] = [10, 20, 30, 255]  # visible in one, transparent in the other: all of it
+    b[0, 1] = [10, 20, 30, 0]  # counts (as seen, the colour is gone too)
+    assert squared_error_sum(a, b) == 10**2 + 20**2 + 30**2 + 255**2
+    assert mse(a, b) == (10**2 + 20**2 + 30**2 + 255**2) / 12
+
+
+def test_rgba_error_is_premultiplied_by_alpha() -> None:
+    """A colour difference hidden by alpha 51 (20 %) costs 4 % of the same difference seen
+    opaque; the alpha difference itself counts in full."""
+    a = np.array([[[200, 0, 0, 51], [200, 0, 0, 255], [0, 0, 0, 100]]], dtype=np.uint8)
+    b = np.array([[[100, 0, 0, 51], [100, 0, 0, 255], [0, 0, 0, 90]]], dtype=np.uint8)
+    hidden, seen, alpha = (100 * 51 / 255) ** 2, 100.0**2, 10.0**2
+    assert squared_error_sum(a, b) == pytest.approx(hidden + seen + alpha, rel=1e-12)
 
 
 def test_psnr_from_mse() -> None:

@@ -68,12 +68,20 @@ def check_invariants(pixels: np.ndarray, k: int, r: QuantizeResult) -> None:
     assert len(r.palette) <= k
     assert r.colors == min(cap, n_in)
     assert r.lossless == (n_in <= cap)
-    # every visible pixel got a truly nearest palette colour (brute force, int64)
-    vis = flat[~transparent].astype(np.int64)
+
+    # every visible pixel got a truly nearest palette colour (brute force, int64), colours
+    # with alpha compared as they are seen: premultiplied (r * a, ..., a * 255)
+    def seen(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.int64)
+        if x.shape[1] == 4:
+            x = np.concatenate([x[:, :3] * x[:, 3:4], x[:, 3:4] * 255], axis=1)
+        return x
+
+    vis = seen(flat[~transparent])
     if len(vis):
-        pal = r.palette[visible_entries].astype(np.int64)
+        pal = seen(r.palette[visible_entries])
         d = ((vis[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
-        chosen = r.palette[idx[~transparent]].astype(np.int64)
+        chosen = seen(r.palette[idx[~transparent]])
         got = ((vis - chosen) ** 2).sum(axis=1)
         np.testing.assert_array_equal(got, d.min(axis=1))
         assert not np.isin(idx[~transparent], [r.transparent_index]).any()

@@ -237,3 +237,21 @@ def test_colours_outside_the_palette_gamut_do_not_bleed() -> None:
     assert 3 in np.asarray(unguarded)  # plain Floyd–Steinberg dots the area with #3c6e96
     dithered = floyd_steinberg(img, map_to_palette(img, palette))
     assert set(np.unique(dithered.indices).tolist()) <= {0, 1}
+
+
+def test_colours_hidden_by_low_alpha_do_not_take_palette_entries() -> None:
+    """Partly transparent pixels are clustered as they are seen (premultiplied): 60 wildly
+    different colours at alpha 3 (nearly invisible) must not win entries from 6 opaque
+    colours. Clustering the raw RGBA values gave most entries to the invisible ones."""
+    rng = np.random.default_rng(1)
+    opaque = rng.integers(0, 256, (6, 3))
+    hidden = rng.integers(0, 256, (60, 3))
+    img = np.zeros((40, 60, 4), np.uint8)
+    img[:20, :, :3] = opaque[rng.integers(0, 6, (20, 60))]
+    img[:20, :, 3] = 255
+    img[20:, :, :3] = hidden[rng.integers(0, 60, (20, 60))]
+    img[20:, :, 3] = 3
+    r = quantize(img, 8)
+    got = {tuple(c) for c in r.palette[r.palette[:, 3] == 255, :3].tolist()}
+    assert got >= {tuple(c) for c in opaque.tolist()}  # every opaque colour kept exactly
+    np.testing.assert_array_equal(r.image()[:20], img[:20])

@@ -52,7 +52,8 @@ def exact_palette(
     space : {"rgb", "oklab", "lab"}
         Where distances are measured.
     values : ndarray, optional
-        ``colors`` in ``space`` (computed when not given; unused for ``"rgb"``).
+        ``colors`` in ``space`` (computed when not given; unused for RGB colours in
+        ``"rgb"``).
     locked : ndarray of uint8, shape (l, c), optional
         Colours that are always in the palette, first.
 
@@ -65,7 +66,7 @@ def exact_palette(
     sqdist : ndarray of float64, shape (n,)
         The squared distance (in ``space``) to it.
     """
-    rgb = space == "rgb"
+    rgb = space == "rgb" and colors.shape[1] == 3  # 8-bit integers: the exact float32 path
     if rgb:
         values = colors
     elif values is None:

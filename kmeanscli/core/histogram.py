@@ -42,7 +42,7 @@ _LEVEL_MAX_POINTS = 150_000  # ... and finer levels with more points are left ou
 _LEVEL_SHRINK = 0.7  # a binned level must have under 0.7x the points of the next finer one
 _SKIP_7BIT_COLORS = 1_200_000  # with more colours, 7-bit bins would exceed the level cap
 _PACK_CHUNK = 1 << 20  # pixels per chunk when packing RGB into 24-bit codes
-_ALPHA_SCALE = {"rgb": 1.0, "oklab": 1.0 / 255.0, "lab": 100.0 / 255.0}
+_ALPHA_SCALE = {"rgb": 1.0, "oklab": 1.0 / 255.0, "lab": 100.0 / 255.0}  # alpha like lightness
 
 Level = tuple[np.ndarray, np.ndarray]
 """``(points, weights)``: float32 values in the clustering space and float32 pixel counts."""
@@ -131,22 +131,32 @@ def histogram(flat: np.ndarray) -> Histogram:
 def space_values(colors: np.ndarray, space: str) -> np.ndarray:
     """8-bit colours (n, 3|4) in the clustering space, as float64.
 
-    Alpha, when present, is scaled to the range of the space's lightness (0..1 for OKLab,
-    0..100 for CIELAB) so that it weighs like a colour channel, as it does in RGB.
+    With alpha, colours are taken as they are seen: the colour's coordinates are
+    premultiplied by its opacity (``a / 255``), so that colour detail a low alpha hides
+    costs little, and alpha, scaled to the range of the space's lightness (0..255 in RGB,
+    0..1 for OKLab, 0..100 for CIELAB), weighs like a colour channel.
     """
     out = np.empty(colors.shape, dtype=np.float64)
     out[:, :3] = to_space(colors[:, :3], space)
     if colors.shape[1] == 4:
+        opacity = colors[:, 3] / 255.0
+        out[:, :3] *= opacity[:, None]
         out[:, 3] = colors[:, 3] * _ALPHA_SCALE[space]
     return out
 
 
 def space_colors(values: np.ndarray, space: str) -> np.ndarray:
-    """Points of the clustering space back to 8-bit colours (rounded and clipped)."""
+    """Points of the clustering space back to 8-bit colours (rounded and clipped): the
+    inverse of :func:`space_values`."""
+    values = np.asarray(values, dtype=np.float64)
     out = np.empty(values.shape, dtype=np.float64)
-    out[:, :3] = from_space(np.asarray(values[:, :3], dtype=np.float64), space)
+    colour = values[:, :3]
     if values.shape[1] == 4:
-        out[:, 3] = values[:, 3] / _ALPHA_SCALE[space]
+        alpha = np.clip(values[:, 3] / _ALPHA_SCALE[space], 0.0, 255.0)
+        out[:, 3] = alpha
+        opacity = np.maximum(np.rint(alpha), 1.0) / 255.0  # what the rounded alpha shows
+        colour = colour / opacity[:, None]
+    out[:, :3] = from_space(colour, space)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

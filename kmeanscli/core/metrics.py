@@ -20,6 +20,7 @@ __all__ = [
     "Scores",
     "delta_e",
     "mse",
+    "premultiplied_error",
     "psnr",
     "psnr_from_mse",
     "same_channels",
@@ -28,24 +29,65 @@ __all__ = [
     "ssim",
     "visible_colors",
     "visible_rgb",
+    "weighted_squared_error",
 ]
 
 _SSIM_WINDOW = 7  # scikit-image's default window for structural_similarity
 _STRIP_PIXELS = 1 << 20  # pixels per strip: bounds the memory of the SSIM and ΔE passes
 
 
-def squared_error_sum(original: np.ndarray, quantized: np.ndarray) -> int:
-    """Sum of squared channel differences, as an exact integer."""
+def squared_error_sum(original: np.ndarray, quantized: np.ndarray) -> float:
+    """Sum of squared channel differences, exact.
+
+    RGB: the 8-bit differences. RGBA: the differences of the colours as they are seen,
+    premultiplied by their alpha (``r * a / 255`` ...), plus the alpha difference; so a
+    colour hidden by a low alpha costs little and pixels transparent in both cost nothing.
+    Summed in integers (``(r1 a1 - r2 a2)^2 + 255^2 (a1 - a2)^2``, over 255^2 at the end):
+    the same value whatever the order of the pixels.
+    """
     if original.shape != quantized.shape:
         raise ValueError(f"images have different shapes: {original.shape} and {quantized.shape}.")
-    a = original.reshape(-1, original.shape[-1]).astype(np.int32)
-    b = quantized.reshape(-1, quantized.shape[-1]).astype(np.int32)
+    a = original.reshape(-1, original.shape[-1])
+    b = quantized.reshape(-1, quantized.shape[-1])
+    return premultiplied_error(a, b) if a.shape[1] == 4 else float(_int_sq(a, b))
+
+
+def _int_sq(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> int:
+    total = 0
+    for start in range(0, len(a), _STRIP_PIXELS):  # bounded int64 temporaries
+        diff = a[start : start + _STRIP_PIXELS].astype(np.int64) - b[start : start + _STRIP_PIXELS]
+        per = np.einsum("ij,ij->i", diff, diff)
+        total += int(
+            per.sum() if weights is None else np.dot(per, weights[start : start + _STRIP_PIXELS])
+        )
+    return total
+
+
+def weighted_squared_error(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> float:
+    """:func:`squared_error_sum` of colour rows (uint8, (n, 3|4)) each counting ``weights``
+    times (a histogram's pixel counts): the same value as summing every pixel."""
     if a.shape[1] == 4:
-        hidden = (a[:, 3] == 0) & (b[:, 3] == 0)
-        a[hidden, :3] = 0
-        b[hidden, :3] = 0
-    diff = a - b
-    return int(np.einsum("ij,ij->", diff, diff, dtype=np.int64))
+        return premultiplied_error(a, b, weights)
+    return float(_int_sq(a, b, weights))
+
+
+def premultiplied_error(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Squared error of RGBA rows (uint8, (n, 4)) as they are seen, optionally weighted by
+    integer ``weights`` (pixel counts): see :func:`squared_error_sum`."""
+
+    def seen(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.int64)
+        out = np.empty_like(x)
+        out[:, :3] = x[:, :3] * x[:, 3:4]
+        out[:, 3] = x[:, 3] * 255
+        return out
+
+    total = 0
+    for start in range(0, len(a), _STRIP_PIXELS):
+        stop = start + _STRIP_PIXELS
+        w = None if weights is None else weights[start:stop]
+        total += _int_sq(seen(a[start:stop]), seen(b[start:stop]), w)
+    return total / 255**2
 
 
 def mse(original: np.ndarray, quantized: np.ndarray) -> float:

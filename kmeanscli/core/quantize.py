@@ -32,7 +32,7 @@ from ..constants import (
 from .exact import exact_palette, isin_rows
 from .histogram import Histogram, histogram, levels, space_colors, space_values
 from .kmeans import fit, nearest, restart_seeds
-from .metrics import psnr_from_mse
+from .metrics import psnr_from_mse, weighted_squared_error
 
 __all__ = [
     "MAX_COLORS",
@@ -149,11 +149,6 @@ def _locked_colors(
     return out
 
 
-def _sq_error(colors: np.ndarray, palette: np.ndarray, labels: np.ndarray, weights) -> float:
-    diff = colors.astype(np.int64) - palette[labels].astype(np.int64)
-    return float(np.dot(np.einsum("ij,ij->i", diff, diff).astype(np.float64), weights))
-
-
 def fit_colors(
     colors: np.ndarray,
     counts: np.ndarray,
@@ -185,11 +180,9 @@ def fit_colors(
         palette = colors if locked is None else np.concatenate([locked, colors[~is_locked]])
         labels = nearest(colors, palette)[0]
         return Fitted(palette, labels, 0.0, True)
-    values = colors.astype(np.float64) if space == "rgb" else space_values(colors, space)
+    values = space_values(colors, space)
     found = levels(colors, counts, values, k)
-    locked_values = None
-    if locked is not None:
-        locked_values = locked.astype(np.float64) if space == "rgb" else space_values(locked, space)
+    locked_values = None if locked is None else space_values(locked, space)
     engine_settings = {
         "engine": engine,
         "max_iter": max_iter,
@@ -209,14 +202,17 @@ def fit_colors(
             **engine_settings,
         )
         step("assign")
-        as_colors = np.clip(np.rint(centers), 0, 255).astype(np.uint8)
-        if space != "rgb":
-            as_colors = space_colors(centers, space)
         palette, labels, sqdist = exact_palette(
-            colors, weights, as_colors, k, space=space, values=values, locked=locked
+            colors,
+            weights,
+            space_colors(centers, space),
+            k,
+            space=space,
+            values=values,
+            locked=locked,
         )
         score = float(np.dot(sqdist, weights))  # the error in the clustering space
-        sq = score if space == "rgb" else _sq_error(colors, palette, labels, weights)
+        sq = weighted_squared_error(colors, palette[labels], counts)  # as metrics.mse sums it
         if best is None or score < best[0]:  # ties keep the earlier start
             best = (score, Fitted(palette, labels, sq, False))
     assert best is not None
