@@ -276,6 +276,10 @@ class _Compression:
                 raise InputError(f"{self.label}: is a directory, not an image file")
             if not self.src_path.exists():
                 raise InputError(f"{self.label}: no such file")
+            if not self.src_path.is_file():  # opening a FIFO would block
+                raise InputError(
+                    f"{self.label}: not a regular file (a FIFO, socket or device); not read"
+                )
 
     def _check_palette_out(self) -> None:
         path = self.palette_out

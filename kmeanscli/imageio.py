@@ -8,13 +8,15 @@ renamed over the target only once it is complete.
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import os
+import re
 import struct
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ __all__ = [
     "encode",
     "format_for",
     "is_srgb_profile",
+    "remove_stale_temporaries",
     "rgb_profile",
     "same_file",
 ]
@@ -463,6 +466,54 @@ def _write_chunk(out: BinaryIO, kind: bytes, data: bytes) -> None:
     out.write(zlib.crc32(data, zlib.crc32(kind)).to_bytes(4, "big"))
 
 
+def _lock(fd: int, *, wait: bool = True) -> bool:
+    """An exclusive ``flock`` on ``fd`` (where the system has it); False when another
+    process holds it and ``wait`` is False."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, and no stale file is ever taken for unused
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> int:
+    """Remove :func:`atomic_write`'s temporary files of the outputs ``names`` (file names,
+    or ``fnmatch`` patterns with ``*``) in ``folder`` that no process is writing.
+
+    A writer holds a lock on its temporary file until it renames it; a writer that was
+    killed (even by SIGKILL) holds none, so its leftover is removed. Returns how many files
+    were removed.
+    """
+    names = list(names)
+    pattern = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or not any(fnmatch.fnmatchcase(match.group(1), n) for n in names):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False):
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -483,6 +534,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write in {folder}: {exc.strerror or exc}") from exc
+    _lock(fd)  # "in use" for remove_stale_temporaries, until closed (or the writer dies)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh

@@ -14,6 +14,8 @@ from .model import BatchOptions, FileResult, Plan, Task
 
 __all__ = ["image_extensions", "plan", "read_path_list"]
 
+_NOT_REGULAR = "not a regular file (a FIFO, socket, device or broken link); not read"
+
 
 def image_extensions() -> frozenset[str]:
     """File extensions (lower case, with the dot) of the image formats Pillow reads."""
@@ -36,29 +38,41 @@ def _matcher(globs: Sequence[str] | None) -> Callable[[str], bool]:
     return lambda name: os.path.splitext(name)[1].lower() in exts
 
 
+def _regular_file(entry: os.DirEntry[str]) -> bool:
+    """A regular file, or a symlink to one; never blocks (FIFOs, sockets and devices are
+    not opened) and never raises (a symlink loop or a dangling link is no file)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def _walk(
     root: Path, recursive: bool, match: Callable[[str], bool], skip: str | None
 ) -> list[Path]:
+    """The regular files in ``root`` (and below, with ``recursive``) whose name matches,
+    sorted, hidden ones left out. Symlinks to files are followed; symlinked folders are not
+    descended into, so a link loop cannot make the walk go round."""
     found: list[Path] = []
-    if not recursive:
-        with os.scandir(root) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        return [
-            root / e.name
-            for e in entries
-            if not e.name.startswith(".") and e.is_file() and match(e.name)
-        ]
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and os.path.abspath(os.path.join(dirpath, d)) != skip
-        )
-        here = Path(dirpath)
-        found.extend(
-            here / name for name in sorted(filenames) if not name.startswith(".") and match(name)
-        )
-    return found
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # an unreadable sub-folder: nothing to take from it
+        below = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if recursive and e.is_dir(follow_symlinks=False):
+                if os.path.abspath(e.path) != skip:
+                    below.append(folder / e.name)
+            elif match(e.name) and _regular_file(e):
+                found.append(folder / e.name)
+        folders.extend(reversed(below))  # depth first, in name order
+    return sorted(found, key=lambda f: f.relative_to(root).parts)
 
 
 def _mtime_ns(path: Path) -> int | None:
@@ -139,13 +153,16 @@ def plan(
     pairs: list[tuple[Path, Path]] = []  # (input as shown, path relative to the output root)
     files: list[Path] = []
     missing: list[Path] = []
+    unusable: list[Path] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
             for f in _walk(p, recursive, match, out_abs):
                 pairs.append((f, f.relative_to(p)))
-        elif p.exists():
+        elif p.is_file():
             files.append(p)
+        elif p.exists() or p.is_symlink():
+            unusable.append(p)  # a FIFO, socket, device or a broken link: never opened
         else:
             missing.append(p)
     if files:
@@ -153,6 +170,8 @@ def plan(
         pairs.extend((f, Path(os.path.relpath(os.path.abspath(f), base))) for f in files)
     if not pairs and missing:
         raise InputError(f"{missing[0]}: no such file or folder")
+    if not pairs and unusable:
+        raise InputError(f"{unusable[0]}: {_NOT_REGULAR}")
     if not pairs:
         raise InputError("no image files found in the inputs (see --glob and --recursive)")
 
@@ -182,6 +201,11 @@ def plan(
             error=f"{p}: no such file or folder",
         )
         for p in missing
+    ] + [
+        FileResult(
+            str(p), str(out_root / f"{p.stem}{suffix}"), "failed", error=f"{p}: {_NOT_REGULAR}"
+        )
+        for p in unusable
     ]
     for src, dst in entries:
         own = named.fullmatch(src.name)

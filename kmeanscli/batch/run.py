@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -33,24 +31,16 @@ _HISTOGRAM_BUDGET = 2_000_000  # so that all of them hold about this many colour
 
 
 def _remove_temporaries(tasks: Iterable[Task]) -> None:
-    """Remove ``atomic_write`` temporary files of outputs that were being written."""
+    """Remove the temporary files of these outputs that no process is writing: those of an
+    interrupted run, or left by a worker that was killed (:func:`remove_stale_temporaries`)."""
+    from ..imageio import remove_stale_temporaries
+
     by_folder: dict[Path, set[str]] = {}
     for t in tasks:
         dst = Path(t.output)
         by_folder.setdefault(dst.parent, set()).add(dst.name)
     for folder, names in by_folder.items():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for e in entries:
-            if e.name.startswith(".") and e.name.endswith(".tmp"):
-                target = e.name[1:].rsplit(".", 2)[0]
-                if target in names or any(
-                    "*" in n and fnmatch.fnmatchcase(target, n) for n in names
-                ):
-                    with contextlib.suppress(OSError):
-                        os.unlink(e.path)
+        remove_stale_temporaries(folder, names)
 
 
 def _palette_json(palette: np.ndarray, options: BatchOptions, files: int) -> bytes:
@@ -232,7 +222,9 @@ class _Run:
         self.summary.palette = self.palette = palette
 
     def compress(self) -> None:
-        """Report the up-to-date files, then compress the others as they finish."""
+        """Report the up-to-date files, then compress the others as they finish (first
+        removing what an earlier run that was killed left half-written)."""
+        _remove_temporaries([*self.todo, *self.skipped])
         for task in self.skipped:
             self.finish(FileResult(task.input, task.output, "skipped", reason="up to date"))
         self.emit(BatchEvent("stage", "compress", self.done, self.plan.total))
