@@ -34,6 +34,10 @@ ORIGINAL_PNG_MAX_BYTES = 2_000_000
 """The original goes into the page as a lossless PNG when that PNG is at most this many
 bytes; a larger one goes in as a WebP preview (quality 90), and the page says so."""
 
+VIEWER_MIN_WIDTH = 480
+"""A before/after view is as wide as the image (its width at 1:1), at least this many CSS
+pixels and at most the page's width."""
+
 PREVIEW_QUALITY = 90
 """WebP quality of the preview of an original too large for a lossless PNG."""
 
@@ -188,7 +192,7 @@ def size_quality_chart(
     ]
     if not points:
         return None
-    left, right, top, bottom = 56, 16, 16, 44
+    left, right, top, bottom = 56, 30, 16, 44
     xs = _ticks(0, max(p[1] for p in points))
     ys_raw = [p[2] for p in points]
     ys = _ticks(math.floor(min(ys_raw)) - 1, math.ceil(max(ys_raw)) + 1)
@@ -309,6 +313,7 @@ def render_report(
             input=comparison.input,
             width=comparison.width,
             height=comparison.height,
+            viewer_width=max(comparison.width, VIEWER_MIN_WIDTH),
             bytes_in=comparison.bytes_in,
             original=original,
             results=results,

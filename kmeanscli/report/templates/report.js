@@ -14,8 +14,9 @@
     var vw = v.clientWidth, vh = v.clientHeight;
     var scale = view.zoom ? view.zoom : vw / w;
     var sw = w * scale, sh = h * scale;
-    var ox = Math.round(clamp(view.cx * sw - vw / 2, 0, Math.max(0, sw - vw)));
-    var oy = Math.round(clamp(view.cy * sh - vh / 2, 0, Math.max(0, sh - vh)));
+    // an image smaller than the view is centred in it (a negative offset)
+    var ox = Math.round(sw < vw ? (sw - vw) / 2 : clamp(view.cx * sw - vw / 2, 0, sw - vw));
+    var oy = Math.round(sh < vh ? (sh - vh) / 2 : clamp(view.cy * sh - vh / 2, 0, sh - vh));
     return { vw: vw, vh: vh, sw: sw, sh: sh, ox: ox, oy: oy, scale: scale };
   }
 
@@ -28,7 +29,7 @@
     stage.style.width = g.sw + "px";
     stage.style.height = g.sh + "px";
     stage.style.transform = "translate(" + -g.ox + "px, " + -g.oy + "px)";
-    after.style.clipPath = "inset(0 0 0 " + (at + g.ox) + "px)";
+    after.style.clipPath = "inset(0 0 0 " + Math.max(0, at + g.ox) + "px)";
     split.style.left = at + "px";
     v.classList.toggle("pixelated", g.scale > 1);
     v.classList.toggle("zoomed", view.zoom > 0);
