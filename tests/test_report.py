@@ -191,3 +191,13 @@ def test_report_help_imports_neither_numpy_nor_jinja2() -> None:
     )
     assert p.returncode == 0 and b"--output" in p.stdout
     assert p.stderr.decode() == "[]"
+
+
+def test_browser_test_says_how_to_install_the_browser(monkeypatch, tmp_path: Path) -> None:
+    import browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", tmp_path / "chromium")
+    assert browser.missing() == (
+        f"{tmp_path / 'chromium'} is missing: install it with `make browser` "
+        "(apt-get install chromium chromium-driver)"
+    )
