@@ -77,5 +77,5 @@ def test_wheel_ships_the_report_templates(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     templates = {p.name for p in (ROOT / "kmeanscli" / "report" / "templates").iterdir()}
-    assert templates == {"report.html.j2", "report.css", "report.js"}
+    assert templates == {"report.html.j2", "batch.html.j2", "report.css", "report.js"}
     assert {f"kmeanscli/report/templates/{t}" for t in templates} <= names

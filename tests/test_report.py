@@ -201,3 +201,63 @@ def test_browser_test_says_how_to_install_the_browser(monkeypatch, tmp_path: Pat
         f"{tmp_path / 'chromium'} is missing: install it with `make browser` "
         "(apt-get install chromium chromium-driver)"
     )
+
+
+# ------------------------------------------------------------------- batch --report
+
+
+@pytest.fixture
+def batch_inputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    for i in range(3):
+        save(folder / f"p{i}.png", photo(20 + i, (30, 40)))
+    (folder / "bad.png").write_bytes(b"not an image")
+    return folder
+
+
+def test_batch_report_lists_every_file_with_the_json_numbers(cli, batch_inputs: Path) -> None:
+    page = batch_inputs.parent / "batch.html"
+    out = batch_inputs.parent / "out"
+    r = cli("batch", batch_inputs, "-o", out, "-k", "8", "-j", "1", "--json", "--report", page)
+    assert r.code == 3  # bad.png failed; the page is written all the same
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    text = page.read_text("utf-8")
+    assert _records_of(text, "batch-json") == lines
+    assert text.count('<tr data-id="file-') == 4
+    assert text.count('class="status-failed"') == 1
+    ok = [line for line in lines if line["status"] == "ok"]
+    total_in, total_out = sum(x["bytes_in"] for x in ok), sum(x["bytes_out"] for x in ok)
+    words = " ".join(text.split())
+    assert f"3 compressed, 0 skipped, 1 failed; {total_in:,} → {total_out:,} bytes" in words
+    for line in ok:  # its row: the numbers of its JSON line, a link to its view
+        assert f'data-key="bytes_out" data-value="{line["bytes_out"]}"' in text
+        assert f'data-key="psnr" data-value="{line["psnr"]}"' in text
+    images = _images(text)
+    assert len(images) == 3 * 4  # thumbnails and previews, before and after, of each file
+    for _, data in images:
+        assert _decode(data).size
+    refs = re.findall(r'\bsrc="([^"]*)"', text)
+    assert all(ref.startswith("data:") for ref in refs)
+    assert f"report   {page} (" in r.stderr
+
+
+def test_large_batch_report_has_thumbnails_only(batch_inputs: Path, monkeypatch) -> None:
+    from kmeanscli import QuantizeOptions
+    from kmeanscli.batch import BatchOptions, make_executor, plan, run_batch
+    from kmeanscli.report import batch as batch_report
+
+    monkeypatch.setattr(batch_report, "PREVIEW_FILES", 2)
+    p = plan([batch_inputs], batch_inputs.parent / "out", BatchOptions(QuantizeOptions(k=4)))
+    with make_executor(jobs=1) as ex:
+        summary = run_batch(p, ex)
+    page = batch_inputs.parent / "r.html"
+    text = batch_report.render_batch_report(summary, page=page).decode("utf-8")
+    assert len(_images(text)) == 3 * 2  # two thumbnails per compressed file, no previews
+    assert "More than 2 files compressed: thumbnails only" in text
+    assert '<a href="out/p0-k4.png">' in text  # rows link to the files, relative to the page
+
+
+def _records_of(page: str, element: str) -> list[dict]:
+    match = re.search(f'<script type="application/json" id="{element}">(.*?)</script>', page)
+    assert match
+    return json.loads(match.group(1))

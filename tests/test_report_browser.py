@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,3 +287,48 @@ def test_swatch_copies_sort_and_dark_scheme(page, site) -> None:
     page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     assert (light, dark) == ("rgb(255, 255, 255)", "rgb(13, 17, 23)")
     assert page.get_log("browser") == []
+
+
+def test_batch_report_works_offline_and_sorts(driver, tmp_path: Path) -> None:
+    folder = tmp_path / "a very long folder name that a phone has to wrap or scroll" / "in"
+    for i in range(3):
+        save(folder / f"photo-{i}.png", photo(30 + i, (60, 90)))
+    page = tmp_path / "batch.html"
+    done = run_module(
+        [
+            "batch",
+            str(folder),
+            "-o",
+            str(tmp_path / "out"),
+            "-k",
+            "8",
+            "-j",
+            "1",
+            "-q",
+            "--report",
+            str(page),
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    for width in (WIDTH, 390):
+        set_viewport(driver, width, 844)
+        driver.get("about:blank")
+        driver.get_log("browser")
+        driver.get(page.resolve().as_uri())
+        wait_for_images(driver)
+        images = driver.execute_script(
+            "return Array.from(document.images, i => i.complete && i.naturalWidth > 0)"
+        )
+        assert images == [True] * 12  # thumbnails and previews of 3 files
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+        sizes = driver.execute_script(
+            "const e = document.documentElement; return [e.scrollWidth, e.clientWidth]"
+        )
+        assert sizes[0] <= sizes[1] == width
+    driver.find_element("xpath", "//th/button[text()='bytes out']").click()
+    shown = driver.execute_script(
+        """const cells = document.querySelectorAll('#files-table td[data-key="bytes_out"]');
+           return Array.from(cells, td => +td.dataset.value)"""
+    )
+    assert shown == sorted(shown) and len(shown) == 3
+    assert driver.get_log("browser") == []

@@ -17,6 +17,7 @@ from .options import Force, MaxPixels, Methods, Quiet, Sample, Strip, quantize_o
 from .outcome import declare
 
 if TYPE_CHECKING:
+    from ..batch import BatchSummary
     from ..options import QuantizeOptions
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -157,3 +158,15 @@ def _write(page: bytes, out: Path | None) -> None:
 
     with atomic_write(out) as fh:
         fh.write(page)
+
+
+def write_batch_report(out: Path, summary: BatchSummary, *, quiet: bool) -> None:
+    """``batch --report``: the page of the run, written atomically; its size on stderr."""
+    from ..report.batch import render_batch_report
+
+    page = render_batch_report(summary, page=out)
+    _write(page, out)
+    if not quiet:
+        err_console().print(
+            f"report   {out} ({human_bytes(len(page))})", markup=False, highlight=False
+        )

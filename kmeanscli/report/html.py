@@ -239,7 +239,7 @@ def size_quality_chart(
 
 
 @functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     import jinja2
 
     return jinja2.Environment(
@@ -251,7 +251,7 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _json_script(value: Any) -> Any:
+def json_script(value: Any) -> Any:
     """JSON safe inside a ``<script>`` element (no ``</script>`` can end it early)."""
     import markupsafe
 
@@ -306,7 +306,7 @@ def render_report(
     original = original_image(comparison.original, max_png_bytes=max_png_bytes)
     targets = [t.describe() for t in comparison.targets]
     page = (
-        _environment()
+        environment()
         .get_template("report.html.j2")
         .render(
             title=f"kmeanscli report: {comparison.input}",
@@ -325,7 +325,7 @@ def render_report(
             target_error=comparison.target_error,
             warnings=list(comparison.warnings),
             settings=_settings(options),
-            records=_json_script(list(records)),
+            records=json_script(list(records)),
             version=__version__,
         )
     )

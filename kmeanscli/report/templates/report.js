@@ -55,7 +55,9 @@
 
   viewers.forEach(function (v) {
     var before = v.querySelector(".before");
-    before.src = original.src;  // the original is in the page once, shown in every viewer
+    if (!before.getAttribute("src") && original) {
+      before.src = original.src;  // the original is in the page once, shown in every viewer
+    }
     var split = v.querySelector(".split");
     var drag = null;
 
