@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean bench bench-quick bench-batch
+.PHONY: install demo test lint format clean bench bench-quick bench-batch browser report-screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ demo: $(STAMP) ## compress the built-in sample photo to 16 colours and print the
 
 bench-batch: $(STAMP) ## batch -j 2 against pngquant on 44 photos (not a test; takes a minute)
 	$(BIN)/python benchmarks/batch_bench.py --jobs 2 --files 44
+
+# The report's browser test drives Debian's Chromium; without it that test is skipped (and says so).
+browser: ## install Chromium and its WebDriver for the browser test (Debian/Ubuntu, needs root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y chromium chromium-driver; \
+	fi
+
+report-screenshot: $(STAMP) ## docs/report-china.png: the sample's report in headless Chromium
+	$(BIN)/python tests/browser.py docs/report-china.png
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check kmeanscli tests benchmarks

@@ -64,8 +64,9 @@ def _register() -> None:
     from .compare import compare
     from .compress import compress
     from .palette import palette
+    from .report import report
 
-    for command in (compress, compare, batch, palette):
+    for command in (compress, compare, report, batch, palette):
         # extra arguments reach compress, which answers several images with the batch command
         extra = {"allow_extra_args": True} if command is compress else None
         app.command(cls=Command, context_settings=extra)(command)

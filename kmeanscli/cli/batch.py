@@ -460,6 +460,17 @@ def batch(
     ] = False,
     quiet: Quiet = False,
     skip_if_larger: SkipIfLarger = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="PAGE.html",
+            dir_okay=False,
+            rich_help_panel=FILES,
+            help="Also write one HTML page of the run: every file with thumbnails, sizes, "
+            "ratio, PSNR and k, and a before/after view of each (replaced on every run).",
+        ),
+    ] = None,
 ) -> int:
     """Compress many images at once, in parallel, into an output folder.
 
@@ -502,6 +513,10 @@ def batch(
     for item in inputs:
         paths.extend(_stdin_paths() if item == "-" else [item])
 
+    if report is not None:
+        from .report import check_report_path
+
+        check_report_path(report, [Path(p) for p in paths if p != "-"], force=True)
     the_plan = plan(paths, outdir, batch_options, recursive=recursive, globs=globs, force=force)
     if dry_run:
         _dry_run(the_plan, json_out=json_out, quiet=quiet)
@@ -513,6 +528,10 @@ def batch(
         summary = run_batch(the_plan, executor, on_event=renderer, fail_fast=fail_fast)
     if not quiet:
         render_summary(summary, where=executor.description)
+    if report is not None:
+        from .report import write_batch_report
+
+        write_batch_report(report, summary, quiet=quiet)
     if summary.interrupted:
         return ExitStatus.INTERRUPTED
     if summary.failed:

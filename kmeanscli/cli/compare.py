@@ -35,6 +35,7 @@ from .options import (
     Csv,
     Json,
     MaxPixels,
+    Methods,
     Plot,
     PlotColors,
     Preview,
@@ -136,7 +137,7 @@ def _files_mode_check(
         raise UsageError("- (stdin) is for one image; give files to score by path")
 
 
-def _records(comparison: Comparison) -> list[dict[str, Any]]:
+def json_records(comparison: Comparison) -> list[dict[str, Any]]:
     """The JSON/CSV rows: the ``FIELDS``, plus ``file`` (files), ``method`` (with --methods
     other than k-means alone), ``engine`` (k-means rows) and ``chosen`` (with a quality
     target)."""
@@ -328,16 +329,7 @@ def compare(
             + f"{DEFAULT_K} alone with --plot-colors and neither --plot nor --preview).",
         ),
     ] = None,
-    methods: Annotated[
-        str | None,
-        typer.Option(
-            "--methods",
-            metavar="M,M,...",
-            help="Quantizers to compare at each k: kmeans (with --engine), minibatch (the "
-            "minibatch engine), mediancut, octree (Pillow's median cut and fast octree, no "
-            "dither). Default: kmeans.",
-        ),
-    ] = None,
+    methods: Methods = None,
     *,
     options: QuantizeOptions,
     batch_size: Annotated[
@@ -443,10 +435,10 @@ def compare(
     for note in comparison.warnings:
         warn(note, quiet=quiet)
     if json_out:
-        sys.stdout.write(json.dumps(_records(comparison)) + "\n")
+        sys.stdout.write(json.dumps(json_records(comparison)) + "\n")
         results_printed()
     elif csv_out:
-        _write_csv(_records(comparison))
+        _write_csv(json_records(comparison))
     else:
         render_table(comparison, out_console())
     sys.stdout.flush()

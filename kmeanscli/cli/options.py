@@ -150,6 +150,17 @@ Plot = Annotated[
     ),
 ]
 
+Methods = Annotated[
+    str | None,
+    typer.Option(
+        "--methods",
+        metavar="M,M,...",
+        help="Quantizers to compare at each k: kmeans (with --engine), minibatch (the "
+        "minibatch engine), mediancut, octree (Pillow's median cut and fast octree, no "
+        "dither). Default: kmeans.",
+    ),
+]
+
 
 # The choices of --space, --engine and --dither, from the library's lists.
 SpaceName = Enum("SpaceName", {name: name for name in SPACES}, type=str)
