@@ -100,6 +100,12 @@ class ProcessExecutor(Executor):
     dies (e.g. killed for lack of memory), a new pool takes over;
     the files that were in hand are retried one at a time, so only the file that kills its
     worker fails (with :class:`WorkerDied`).
+
+    The workers never outlive this process: each one watches a pipe whose only writing end
+    is held here (the "lifeline"). When it closes - :meth:`terminate`, :meth:`close`, or
+    this process dying, even by SIGKILL - a worker stops as SIGTERM stops it (its task
+    unwinds and removes its temporary file). The multiprocessing fork server then exits too,
+    as it does when the last process that can ask it for workers is gone.
     """
 
     def __init__(self, jobs: int | None = None, *, threads: int | None = None) -> None:
@@ -112,6 +118,7 @@ class ProcessExecutor(Executor):
         self.description = f"{self.jobs} local worker process{'es' if self.jobs > 1 else ''}"
         self._pool: Any = None
         self._running: dict[Any, Any] = {}
+        self._lifeline: tuple[Any, Any] | None = None  # (read end for workers, write end)
 
     def _new_pool(self) -> Any:
         import multiprocessing as mp
@@ -126,12 +133,21 @@ class ProcessExecutor(Executor):
             ctx.set_forkserver_preload(["kmeanscli.batch", "kmeanscli.api", "PIL.Image"])
         else:
             ctx = mp.get_context("spawn")
+        if self._lifeline is None:
+            self._lifeline = ctx.Pipe(duplex=False)
         return ProcessPoolExecutor(
             max_workers=self.jobs,
             mp_context=ctx,
             initializer=init_worker,
-            initargs=(self.threads,),
+            initargs=(self.threads, self._lifeline[0]),
         )
+
+    def _cut_lifeline(self) -> None:
+        """Close the lifeline: any worker still alive (or still starting) stops itself."""
+        lifeline, self._lifeline = self._lifeline, None
+        if lifeline is not None:
+            for end in lifeline:
+                end.close()
 
     def map_unordered(
         self, fn: Callable[..., Any], items: Sequence[Any], *args: Any
@@ -186,16 +202,17 @@ class ProcessExecutor(Executor):
     def terminate(self) -> None:
         pool, self._pool = self._pool, None
         self._running.clear()
-        if pool is None:
-            return
-        procs = _processes_of(pool)
-        pool.shutdown(wait=False, cancel_futures=True)
-        _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary file
+        if pool is not None:
+            procs = _processes_of(pool)
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary
+        self._cut_lifeline()
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        self._cut_lifeline()
 
 
 class DaskExecutor(Executor):
