@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import photo, save
 
+from kmeanscli import QuantizeOptions
+from kmeanscli.batch import BatchOptions, ProcessExecutor, plan, run_batch
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the processes of a run in /proc"
 )
@@ -199,3 +202,42 @@ def test_killing_the_main_process_ends_its_workers(photos: Path, tmp_path: Path,
         assert len(written) >= run.reported() >= 1
     else:
         assert code == -signal.SIGKILL
+
+
+def test_a_ctrl_c_while_the_workers_stop_does_not_leave_them_running(
+    photos: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Issue #12, fault 3, in-process: the second of two quick Ctrl-Cs landed while
+    ``terminate()`` stopped the workers; it had already dropped the pool, so the retry
+    stopped nothing and the workers kept writing files (and held up the exit)."""
+    from multiprocessing.process import BaseProcess
+
+    real_terminate = BaseProcess.terminate
+    landed: list[int] = []
+
+    def second_ctrl_c(self: BaseProcess) -> None:
+        if not landed:  # as the first worker is being stopped
+            landed.append(self.pid)
+            raise KeyboardInterrupt
+        real_terminate(self)
+
+    workers: list[int] = []
+
+    def first_ctrl_c(event) -> None:
+        if event.kind == "file":  # the pool's workers: children of the fork server
+            workers.extend(w for fs in children_of(os.getpid()) for w in children_of(fs))
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    the_plan = plan([photos], out, BatchOptions(QuantizeOptions(k=8)))
+    monkeypatch.setattr(BaseProcess, "terminate", second_ctrl_c)
+    with ProcessExecutor(jobs=2) as executor:
+        summary = run_batch(the_plan, executor, on_event=first_ctrl_c)
+        running = [pid for pid in workers if alive(pid)]
+        written = sorted(p.name for p in out.iterdir())
+        time.sleep(0.5)
+        later = sorted(p.name for p in out.iterdir())
+    assert summary.interrupted and landed
+    assert len(workers) == 2 and running == []
+    assert later == written and len(written) >= summary.ok == 1
+    assert all(name.endswith(".png") and not name.startswith(".") for name in later)

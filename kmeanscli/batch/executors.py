@@ -53,7 +53,10 @@ class WorkerDied(KmeansCliError):
 
 
 def _stop_processes(procs: list[Any], grace: float = 2.0) -> None:
-    """SIGTERM, then SIGKILL what is still alive after ``grace`` seconds."""
+    """SIGTERM, then SIGKILL what is still alive after ``grace`` seconds.
+
+    Safe to call again on the same processes (e.g. after a second Ctrl-C interrupted it).
+    """
     for p in procs:
         if p.is_alive():
             p.terminate()
@@ -119,6 +122,7 @@ class ProcessExecutor(Executor):
         self._pool: Any = None
         self._running: dict[Any, Any] = {}
         self._lifeline: tuple[Any, Any] | None = None  # (read end for workers, write end)
+        self._stopping: list[tuple[Any, list[Any]]] = []  # (pool, its processes) being stopped
 
     def _new_pool(self) -> Any:
         import multiprocessing as mp
@@ -141,6 +145,22 @@ class ProcessExecutor(Executor):
             initializer=init_worker,
             initargs=(self.threads, self._lifeline[0]),
         )
+
+    def _stop_pool(self) -> None:
+        """Stop the current pool's processes now; finish the stops a Ctrl-C interrupted.
+
+        The pool and its processes are recorded before the pool is dropped, and dropped from
+        the record only once stopped, so a second Ctrl-C landing anywhere in here leaves
+        nothing that the next call does not stop.
+        """
+        if self._pool is not None:
+            self._stopping.append((self._pool, _processes_of(self._pool)))
+            self._pool = None
+        while self._stopping:
+            pool, procs = self._stopping[-1]
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary
+            self._stopping.pop()
 
     def _cut_lifeline(self) -> None:
         """Close the lifeline: any worker still alive (or still starting) stops itself."""
@@ -185,10 +205,7 @@ class ProcessExecutor(Executor):
             if hit:
                 hit.extend(self._running.values())
                 self._running.clear()
-                broken, self._pool = self._pool, None
-                procs = _processes_of(broken)
-                broken.shutdown(wait=False, cancel_futures=True)
-                _stop_processes(procs)  # its queues may be dirty: no survivor waits on them
+                self._stop_pool()  # its queues may be dirty: no survivor waits on them
                 if alone:  # it ran alone: this one killed its worker
                     for item in hit:
                         yield item, None, WorkerDied("its worker process died (out of memory?)")
@@ -200,12 +217,9 @@ class ProcessExecutor(Executor):
         return list(self._running.values())
 
     def terminate(self) -> None:
-        pool, self._pool = self._pool, None
+        """Stop the workers now. Call it again if a Ctrl-C interrupts it: it finishes."""
         self._running.clear()
-        if pool is not None:
-            procs = _processes_of(pool)
-            pool.shutdown(wait=False, cancel_futures=True)
-            _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary
+        self._stop_pool()
         self._cut_lifeline()
 
     def close(self) -> None:
