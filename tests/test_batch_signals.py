@@ -9,6 +9,7 @@ process, the multiprocessing fork server and resource tracker, the workers) can 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from conftest import photo, save
 
 from kmeanscli import QuantizeOptions
 from kmeanscli.batch import BatchOptions, ProcessExecutor, plan, run_batch
+from kmeanscli.cli.status import ExitStatus
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the processes of a run in /proc"
@@ -177,7 +179,7 @@ class Batch:
         return bad
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL], ids=["KILL"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
 def test_killing_the_main_process_ends_its_workers(photos: Path, tmp_path: Path, sig) -> None:
     """Issue #12, fault 2: the fork server and workers died with the main process only."""
     run = Batch(photos, tmp_path)
@@ -202,6 +204,50 @@ def test_killing_the_main_process_ends_its_workers(photos: Path, tmp_path: Path,
         assert len(written) >= run.reported() >= 1
     else:
         assert code == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    ("sig", "group", "when"),
+    [
+        (signal.SIGINT, False, "middle"),
+        (signal.SIGINT, False, "end"),
+        (signal.SIGINT, True, "middle"),
+        (signal.SIGTERM, False, "middle"),
+        (signal.SIGTERM, True, "middle"),
+    ],
+    ids=["INT-middle", "INT-end", "INT-group", "TERM-middle", "TERM-group"],
+)
+def test_two_quick_signals_end_the_run_promptly_and_cleanly(
+    photos: Path, tmp_path: Path, sig, group: bool, when: str
+) -> None:
+    """Issue #12, faults 3 and 8: two signals 1 ms apart (``timeout -s INT``, a double
+    Ctrl-C) hung the exit; SIGTERM of the group printed resource-tracker warnings."""
+    run = Batch(photos, tmp_path)
+    if when == "start":  # the fork server is up: the pool is starting
+        run.wait_for(lambda: any("forkserver" in p for p in group_of(run.pid)), "the pool")
+    else:
+        n = 1 if when == "middle" else FILES - 1
+        run.wait_for(lambda: run.reported() >= n, f"{n} files")
+    sent = run.send(sig, count=2, group=group)
+    code, took = run.wait(sent)
+    assert run.strays() == []
+    assert took < PROMPT
+    stdout = run.stdout.read_text()
+    results = [json.loads(line) for line in stdout.splitlines()]
+    outputs = sorted(p.name for p in run.out.iterdir()) if run.out.exists() else []
+    stderr = run.stderr.read_text()
+    assert run.undocumented_stderr() == [], stderr
+    assert run.leftovers() == []
+    assert {Path(r["output"]).name for r in results} <= set(outputs)
+    if code == ExitStatus.OK:  # the signals came after the last file: nothing to stop
+        assert when == "end" and len(outputs) == FILES, stderr
+        return
+    expected = ExitStatus.INTERRUPTED if sig == signal.SIGINT else TERMINATED
+    assert code == expected, stderr
+    assert stderr.endswith("kmeanscli: error: interrupted\n")
+    assert stderr.startswith("files ") or "\nfiles " in stderr  # the summary
+    if len(outputs) < FILES:  # (a signal as the run ends: its summary may show all done)
+        assert "\nstatus  interrupted: run the same command again to finish\n" in stderr
 
 
 def test_a_ctrl_c_while_the_workers_stop_does_not_leave_them_running(
