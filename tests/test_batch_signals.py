@@ -209,13 +209,14 @@ def test_killing_the_main_process_ends_its_workers(photos: Path, tmp_path: Path,
 @pytest.mark.parametrize(
     ("sig", "group", "when"),
     [
+        (signal.SIGINT, False, "start"),
         (signal.SIGINT, False, "middle"),
         (signal.SIGINT, False, "end"),
         (signal.SIGINT, True, "middle"),
         (signal.SIGTERM, False, "middle"),
         (signal.SIGTERM, True, "middle"),
     ],
-    ids=["INT-middle", "INT-end", "INT-group", "TERM-middle", "TERM-group"],
+    ids=["INT-start", "INT-middle", "INT-end", "INT-group", "TERM-middle", "TERM-group"],
 )
 def test_two_quick_signals_end_the_run_promptly_and_cleanly(
     photos: Path, tmp_path: Path, sig, group: bool, when: str

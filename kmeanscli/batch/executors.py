@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -68,6 +70,53 @@ def _stop_processes(procs: list[Any], grace: float = 2.0) -> None:
             p.join(1.0)
 
 
+class _SignalsHeld:
+    """Hold SIGINT and SIGTERM back (their Python handlers) for the length of a block.
+
+    For the moments a pool starts a worker: a KeyboardInterrupt raised half-way through
+    leaves a process the pool does not know of, that nobody stops, and that prints a
+    traceback when it finds the pool's semaphores gone. The first signal that came meanwhile
+    goes to its handler right after the block. Only in the main thread (where handlers run)
+    and only for handlers written in Python (the default SIGTERM ends the process anyway).
+    A plain class, not a generator: a signal landing as the block is entered or left
+    finds either the old handler or the holding one, never neither.
+    """
+
+    def __enter__(self) -> _SignalsHeld:
+        self.caught: list[tuple[int, Any]] = []
+        self.saved: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            try:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    if callable(signal.getsignal(sig)):
+                        self.saved[sig] = signal.signal(sig, self._hold)
+            except BaseException:  # a signal landed before its handler was swapped
+                self._restore()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+        if self.caught:
+            signum, frame = self.caught[0]
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                handler(signum, frame)
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.caught.append((signum, frame))
+
+    def _restore(self) -> None:
+        try:
+            while self.saved:
+                sig = next(iter(self.saved))
+                signal.signal(sig, self.saved[sig])
+                del self.saved[sig]
+        finally:
+            if self.saved:  # a handler already restored raised: restore the others anyway
+                self._restore()
+
+
 def _processes_of(pool: Any) -> list[Any]:
     return list((getattr(pool, "_processes", None) or {}).values())
 
@@ -103,12 +152,6 @@ class ProcessExecutor(Executor):
     dies (e.g. killed for lack of memory), a new pool takes over;
     the files that were in hand are retried one at a time, so only the file that kills its
     worker fails (with :class:`WorkerDied`).
-
-    The workers never outlive this process: each one watches a pipe whose only writing end
-    is held here (the "lifeline"). When it closes - :meth:`terminate`, :meth:`close`, or
-    this process dying, even by SIGKILL - a worker stops as SIGTERM stops it (its task
-    unwinds and removes its temporary file). The multiprocessing fork server then exits too,
-    as it does when the last process that can ask it for workers is gone.
     """
 
     def __init__(self, jobs: int | None = None, *, threads: int | None = None) -> None:
@@ -180,16 +223,15 @@ class ProcessExecutor(Executor):
         window = 2 * self.jobs
         while pending or suspects or self._running:
             if self._pool is None:
-                self._pool = self._new_pool()
+                with _SignalsHeld():
+                    self._pool = self._new_pool()
             alone = bool(suspects)
             if alone:
                 if not self._running:
-                    item = suspects.popleft()
-                    self._running[self._pool.submit(fn, item, *args)] = item
+                    self._submit(fn, suspects.popleft(), args)
             else:
                 while pending and len(self._running) < window:
-                    item = pending.popleft()
-                    self._running[self._pool.submit(fn, item, *args)] = item
+                    self._submit(fn, pending.popleft(), args)
             done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
             hit: list[Any] = []
             for fut in done:
@@ -211,6 +253,10 @@ class ProcessExecutor(Executor):
                         yield item, None, WorkerDied("its worker process died (out of memory?)")
                 else:
                     suspects.extend(hit)
+
+    def _submit(self, fn: Callable[..., Any], item: Any, args: tuple[Any, ...]) -> None:
+        with _SignalsHeld():  # the pool may start a worker: not half-way
+            self._running[self._pool.submit(fn, item, *args)] = item
 
     def in_flight(self) -> list[Any]:
         """Items submitted and not yet returned."""
