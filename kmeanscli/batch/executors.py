@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -53,7 +55,10 @@ class WorkerDied(KmeansCliError):
 
 
 def _stop_processes(procs: list[Any], grace: float = 2.0) -> None:
-    """SIGTERM, then SIGKILL what is still alive after ``grace`` seconds."""
+    """SIGTERM, then SIGKILL what is still alive after ``grace`` seconds.
+
+    Safe to call again on the same processes (e.g. after a second Ctrl-C interrupted it).
+    """
     for p in procs:
         if p.is_alive():
             p.terminate()
@@ -63,6 +68,53 @@ def _stop_processes(procs: list[Any], grace: float = 2.0) -> None:
         if p.is_alive():
             p.kill()  # e.g. blocked on a lock a dead worker held
             p.join(1.0)
+
+
+class _SignalsHeld:
+    """Hold SIGINT and SIGTERM back (their Python handlers) for the length of a block.
+
+    For the moments a pool starts a worker: a KeyboardInterrupt raised half-way through
+    leaves a process the pool does not know of, that nobody stops, and that prints a
+    traceback when it finds the pool's semaphores gone. The first signal that came meanwhile
+    goes to its handler right after the block. Only in the main thread (where handlers run)
+    and only for handlers written in Python (the default SIGTERM ends the process anyway).
+    A plain class, not a generator: a signal landing as the block is entered or left
+    finds either the old handler or the holding one, never neither.
+    """
+
+    def __enter__(self) -> _SignalsHeld:
+        self.caught: list[tuple[int, Any]] = []
+        self.saved: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            try:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    if callable(signal.getsignal(sig)):
+                        self.saved[sig] = signal.signal(sig, self._hold)
+            except BaseException:  # a signal landed before its handler was swapped
+                self._restore()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+        if self.caught:
+            signum, frame = self.caught[0]
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                handler(signum, frame)
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.caught.append((signum, frame))
+
+    def _restore(self) -> None:
+        try:
+            while self.saved:
+                sig = next(iter(self.saved))
+                signal.signal(sig, self.saved[sig])
+                del self.saved[sig]
+        finally:
+            if self.saved:  # a handler already restored raised: restore the others anyway
+                self._restore()
 
 
 def _processes_of(pool: Any) -> list[Any]:
@@ -112,6 +164,8 @@ class ProcessExecutor(Executor):
         self.description = f"{self.jobs} local worker process{'es' if self.jobs > 1 else ''}"
         self._pool: Any = None
         self._running: dict[Any, Any] = {}
+        self._lifeline: tuple[Any, Any] | None = None  # (read end for workers, write end)
+        self._stopping: list[tuple[Any, list[Any]]] = []  # (pool, its processes) being stopped
 
     def _new_pool(self) -> Any:
         import multiprocessing as mp
@@ -126,12 +180,37 @@ class ProcessExecutor(Executor):
             ctx.set_forkserver_preload(["kmeanscli.batch", "kmeanscli.api", "PIL.Image"])
         else:
             ctx = mp.get_context("spawn")
+        if self._lifeline is None:
+            self._lifeline = ctx.Pipe(duplex=False)
         return ProcessPoolExecutor(
             max_workers=self.jobs,
             mp_context=ctx,
             initializer=init_worker,
-            initargs=(self.threads,),
+            initargs=(self.threads, self._lifeline[0]),
         )
+
+    def _stop_pool(self) -> None:
+        """Stop the current pool's processes now; finish the stops a Ctrl-C interrupted.
+
+        The pool and its processes are recorded before the pool is dropped, and dropped from
+        the record only once stopped, so a second Ctrl-C landing anywhere in here leaves
+        nothing that the next call does not stop.
+        """
+        if self._pool is not None:
+            self._stopping.append((self._pool, _processes_of(self._pool)))
+            self._pool = None
+        while self._stopping:
+            pool, procs = self._stopping[-1]
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary
+            self._stopping.pop()
+
+    def _cut_lifeline(self) -> None:
+        """Close the lifeline: any worker still alive (or still starting) stops itself."""
+        lifeline, self._lifeline = self._lifeline, None
+        if lifeline is not None:
+            for end in lifeline:
+                end.close()
 
     def map_unordered(
         self, fn: Callable[..., Any], items: Sequence[Any], *args: Any
@@ -144,16 +223,15 @@ class ProcessExecutor(Executor):
         window = 2 * self.jobs
         while pending or suspects or self._running:
             if self._pool is None:
-                self._pool = self._new_pool()
+                with _SignalsHeld():
+                    self._pool = self._new_pool()
             alone = bool(suspects)
             if alone:
                 if not self._running:
-                    item = suspects.popleft()
-                    self._running[self._pool.submit(fn, item, *args)] = item
+                    self._submit(fn, suspects.popleft(), args)
             else:
                 while pending and len(self._running) < window:
-                    item = pending.popleft()
-                    self._running[self._pool.submit(fn, item, *args)] = item
+                    self._submit(fn, pending.popleft(), args)
             done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
             hit: list[Any] = []
             for fut in done:
@@ -169,33 +247,32 @@ class ProcessExecutor(Executor):
             if hit:
                 hit.extend(self._running.values())
                 self._running.clear()
-                broken, self._pool = self._pool, None
-                procs = _processes_of(broken)
-                broken.shutdown(wait=False, cancel_futures=True)
-                _stop_processes(procs)  # its queues may be dirty: no survivor waits on them
+                self._stop_pool()  # its queues may be dirty: no survivor waits on them
                 if alone:  # it ran alone: this one killed its worker
                     for item in hit:
                         yield item, None, WorkerDied("its worker process died (out of memory?)")
                 else:
                     suspects.extend(hit)
 
+    def _submit(self, fn: Callable[..., Any], item: Any, args: tuple[Any, ...]) -> None:
+        with _SignalsHeld():  # the pool may start a worker: not half-way
+            self._running[self._pool.submit(fn, item, *args)] = item
+
     def in_flight(self) -> list[Any]:
         """Items submitted and not yet returned."""
         return list(self._running.values())
 
     def terminate(self) -> None:
-        pool, self._pool = self._pool, None
+        """Stop the workers now. Call it again if a Ctrl-C interrupts it: it finishes."""
         self._running.clear()
-        if pool is None:
-            return
-        procs = _processes_of(pool)
-        pool.shutdown(wait=False, cancel_futures=True)
-        _stop_processes(procs)  # SIGTERM: a running task unwinds, removing its temporary file
+        self._stop_pool()
+        self._cut_lifeline()
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        self._cut_lifeline()
 
 
 class DaskExecutor(Executor):

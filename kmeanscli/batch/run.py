@@ -243,8 +243,11 @@ class _Run:
 
 
 def _stop(executor: Executor, tasks: list[Task]) -> None:
-    try:
-        executor.terminate()
-    except KeyboardInterrupt:  # a second Ctrl-C: still clean up
-        executor.terminate()
+    """Stop the executor (however many Ctrl-Cs land meanwhile), then remove temporaries."""
+    while True:
+        try:
+            executor.terminate()  # (it finishes what an interrupted call left)
+            break
+        except KeyboardInterrupt:  # another Ctrl-C: the clean-up is what it asks for
+            continue
     _remove_temporaries(tasks)

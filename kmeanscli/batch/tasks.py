@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,34 @@ def _task() -> Iterator[None]:
         _busy = False
 
 
-def init_worker(threads: int) -> None:
-    """Pool initializer: Ctrl-C is the parent's business; heavy imports and limits once."""
+_LIFELINE_GRACE = 3.0  # seconds a worker has to unwind after its parent is gone
+
+
+def _watch_lifeline(lifeline: Any) -> None:
+    """Wait until the pool's parent closes the lifeline (or dies), then stop this worker.
+
+    The parent never writes: end of file means "stop". SIGTERM makes the running task
+    unwind (removing its temporary file) and end the worker; when that cannot happen in
+    time (a long call that never returns to Python), the worker ends anyway.
+    """
+    with suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os.kill(os.getpid(), signal.SIGTERM)
+    threading.Event().wait(_LIFELINE_GRACE)
+    os._exit(128 + signal.SIGKILL)
+
+
+def init_worker(threads: int, lifeline: Any = None) -> None:
+    """Pool initializer: Ctrl-C is the parent's business; heavy imports and limits once.
+
+    ``lifeline`` (a :class:`multiprocessing.connection.Connection`, read end): the worker
+    stops when it reaches end of file, i.e. when every process that can write to it is gone.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if lifeline is not None:
+        name = "kmeanscli-lifeline"
+        threading.Thread(target=_watch_lifeline, args=(lifeline,), name=name, daemon=True).start()
     import numpy  # noqa: F401  (loads BLAS, so the limit reaches it)
     import PIL.Image  # noqa: F401
     from threadpoolctl import threadpool_limits

@@ -316,7 +316,8 @@ def render_summary(summary: BatchSummary, *, where: str) -> None:
     if summary.palette_path:
         rows.append(("palette", summary.palette_path))
     if summary.interrupted:
-        rows.append(("status", "interrupted: run the same command again to finish"))
+        rest = "run the same command again to finish" if summary.not_done else "every file done"
+        rows.append(("status", f"interrupted: {rest}"))
     elif summary.stopped:
         rows.append(("status", "stopped at the first failure (--fail-fast)"))
     print_fields(console, rows)
@@ -524,8 +525,16 @@ def batch(
 
     executor = make_executor(jobs, scheduler)
     renderer = _Renderer(quiet=quiet, json_out=json_out, bar=progress_enabled(quiet))
-    with executor, renderer:
-        summary = run_batch(the_plan, executor, on_event=renderer, fail_fast=fail_fast)
+    summary: BatchSummary | None = None
+    try:
+        with executor, renderer:
+            summary = run_batch(the_plan, executor, on_event=renderer, fail_fast=fail_fast)
+    except KeyboardInterrupt:  # before run_batch took charge of Ctrl-C, or as it ended
+        if summary is None:
+            from ..batch import BatchSummary
+
+            summary = BatchSummary(total=the_plan.total)
+        summary.interrupted = True
     if not quiet:
         render_summary(summary, where=executor.description)
     if report is not None:

@@ -2,21 +2,59 @@
 
 Everything heavy (Typer, Rich, numpy, and scikit-learn later) is imported inside
 :func:`main`, under the same Ctrl-C handling as the work itself.
+
+SIGINT and SIGTERM are handled alike, once: the first one raises :class:`KeyboardInterrupt`
+in the main thread (the command stops its work, removes partial files, prints what it has
+to say); later ones are noted and ignored, so that a second Ctrl-C (or ``timeout -s INT``,
+which sends two) cannot interrupt that clean-up half-way. Whatever happens, the process
+ends at most ``_DEADLINE`` seconds after the first signal. The exit status is 130 after
+SIGINT, 143 (128 + 15, what a shell reports for a process SIGTERM ended) after SIGTERM.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-_INTERRUPTED = 130
+_INTERRUPTED = 130  # 128 + SIGINT (ExitStatus.INTERRUPTED)
+_TERMINATED = 143  # 128 + SIGTERM
+_STATUS = {signal.SIGINT: _INTERRUPTED, signal.SIGTERM: _TERMINATED}
+_DEADLINE = 10.0  # seconds after the first signal: the clean-up takes at most a few
 
 
-def _exit_interrupted() -> NoReturn:
-    """Exit with 130 right away.
+class _Signals:
+    """The process's SIGINT and SIGTERM handling (see the module docstring)."""
+
+    first: int | None = None  # the first signal received
+    raising = True  # the first signal raises KeyboardInterrupt (until the command is done)
+
+    @classmethod
+    def install(cls) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in _STATUS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. `cmd &` in a script
+                signal.signal(sig, cls.handle)
+
+    @classmethod
+    def handle(cls, signum: int, _frame: Any) -> None:
+        if cls.first is not None:
+            return  # the clean-up the first one started is under way: let it finish
+        cls.first = signum
+        deadline = threading.Timer(_DEADLINE, os._exit, args=(_STATUS[signum],))
+        deadline.daemon = True
+        deadline.start()
+        if cls.raising:
+            raise KeyboardInterrupt
+
+
+def _exit_interrupted(code: int = _INTERRUPTED) -> NoReturn:
+    """Exit with ``code`` (130 or 143) right away.
 
     A Ctrl-C that lands while an extension module initialises can leave CPython (3.11) marked
     as killed by SIGINT even though the KeyboardInterrupt was handled; the interpreter would
@@ -31,18 +69,26 @@ def _exit_interrupted() -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
-    os._exit(_INTERRUPTED)
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run ``kmeanscli`` and exit with its status."""
+    _Signals.install()
     try:
         from .app import run
 
         code = run(argv)
-    except KeyboardInterrupt:  # during start-up, before run() handles it
+        _Signals.raising = False  # done: a signal from here on changes only the status
+    except KeyboardInterrupt:  # during start-up, before run() handles it, or just after
         sys.stderr.write("kmeanscli: error: interrupted\n")
-        _exit_interrupted()
+        code = _INTERRUPTED
+    _Signals.raising = False
+    if _Signals.first is not None:
+        if code != _INTERRUPTED:  # it came as the command ended: say so
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("kmeanscli: error: interrupted\n")
+        _exit_interrupted(_STATUS[_Signals.first])
     if code == _INTERRUPTED:
         _exit_interrupted()
     sys.exit(code)
