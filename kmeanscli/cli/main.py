@@ -21,8 +21,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-_INTERRUPTED = 130  # 128 + SIGINT (ExitStatus.INTERRUPTED)
-_TERMINATED = 143  # 128 + SIGTERM
+from .status import ExitStatus
+
+_INTERRUPTED = int(ExitStatus.INTERRUPTED)  # 128 + SIGINT
+_TERMINATED = int(ExitStatus.TERMINATED)  # 128 + SIGTERM
 _STATUS = {signal.SIGINT: _INTERRUPTED, signal.SIGTERM: _TERMINATED}
 _DEADLINE = 10.0  # seconds after the first signal: the clean-up takes at most a few
 

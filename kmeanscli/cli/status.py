@@ -24,3 +24,5 @@ class ExitStatus(IntEnum):
     with 256 colours; ``compress`` wrote nothing."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT); no partial output is left behind."""
+    TERMINATED = 143
+    """Stopped by SIGTERM (128 + 15, as a shell reports it); handled like Ctrl-C."""
