@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -67,6 +68,15 @@ def _watch_lifeline(lifeline: Any) -> None:
     os._exit(128 + signal.SIGKILL)
 
 
+def _stop_if_terminated(unraisable: Any) -> None:
+    """A SIGTERM that lands in code whose exceptions Python cannot raise (a weakref
+    callback during an import, a finaliser) would print "Exception ignored" and let the
+    task go on: end the worker instead (the parent removes its temporary file)."""
+    if isinstance(unraisable.exc_value, _Terminated):
+        os._exit(128 + signal.SIGTERM)
+    sys.__unraisablehook__(unraisable)
+
+
 def init_worker(threads: int, lifeline: Any = None) -> None:
     """Pool initializer: Ctrl-C is the parent's business; heavy imports and limits once.
 
@@ -75,6 +85,7 @@ def init_worker(threads: int, lifeline: Any = None) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    sys.unraisablehook = _stop_if_terminated
     if lifeline is not None:
         name = "kmeanscli-lifeline"
         threading.Thread(target=_watch_lifeline, args=(lifeline,), name=name, daemon=True).start()
