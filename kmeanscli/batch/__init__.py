@@ -28,7 +28,16 @@ Example::
 
 from __future__ import annotations
 
-from .executors import DaskExecutor, Executor, ProcessExecutor, WorkerDied, make_executor
+from .executors import (
+    DaskExecutor,
+    Executor,
+    NoWorkers,
+    ProcessExecutor,
+    SchedulerError,
+    WorkerDied,
+    make_executor,
+    parse_scheduler_address,
+)
 from .model import (
     FORMATS,
     PALETTE_FILE,
@@ -52,8 +61,10 @@ __all__ = [
     "DaskExecutor",
     "Executor",
     "FileResult",
+    "NoWorkers",
     "Plan",
     "ProcessExecutor",
+    "SchedulerError",
     "Task",
     "WorkerDied",
     "compress_task",
@@ -61,6 +72,7 @@ __all__ = [
     "histogram_task",
     "image_extensions",
     "make_executor",
+    "parse_scheduler_address",
     "plan",
     "read_path_list",
     "run_batch",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import threading
 import time
@@ -14,7 +16,16 @@ from ..errors import KmeansCliError
 from .model import describe_error
 from .tasks import init_worker
 
-__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "WorkerDied", "make_executor"]
+__all__ = [
+    "DaskExecutor",
+    "Executor",
+    "NoWorkers",
+    "ProcessExecutor",
+    "SchedulerError",
+    "WorkerDied",
+    "make_executor",
+    "parse_scheduler_address",
+]
 
 
 Outcome = tuple[Any, Any, BaseException | None]  # (item, result, exception)
@@ -28,6 +39,9 @@ class Executor:
     """
 
     description = "executor"
+    on_workers: Callable[[int], None] | None = None
+    """Called with the number of workers when a cluster runs out of them (0) and when
+    workers are back; set by :func:`~kmeanscli.batch.run_batch`."""
 
     def map_unordered(
         self, fn: Callable[..., Any], items: Sequence[Any], *args: Any
@@ -275,34 +289,232 @@ class ProcessExecutor(Executor):
         self._cut_lifeline()
 
 
+class SchedulerError(KmeansCliError):
+    """The Dask scheduler cannot be reached, or no worker was left to run the files."""
+
+
+class NoWorkers(SchedulerError):
+    """The Dask cluster had no worker for longer than the executor's ``worker_wait``."""
+
+
+ADDRESS_EXAMPLE = "tcp://host:8786"
+
+_ADDRESS = re.compile(
+    r"(?:(?P<scheme>tcp|tls|ws|wss)://)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+    r":(?P<port>[0-9]{1,5})/?"
+)
+
+
+def parse_scheduler_address(address: str) -> tuple[str, str, int]:
+    """``(address, host, port)`` of a Dask scheduler address such as ``tcp://host:8786``.
+
+    The scheme (``tcp``, ``tls``, ``ws`` or ``wss``) defaults to ``tcp``; the port is
+    required. Nothing is looked up or connected.
+
+    Raises
+    ------
+    ValueError
+        When ``address`` does not have that shape (e.g. ``foo``, ``host``, ``http://...``).
+    """
+    m = _ADDRESS.fullmatch(address.strip())
+    if m is None or not 0 < int(m["port"]) < 65536:
+        raise ValueError(f"not a scheduler address like {ADDRESS_EXAMPLE}")
+    scheme = m["scheme"] or "tcp"
+    return f"{scheme}://{m['host']}:{int(m['port'])}", m["host"].strip("[]"), int(m["port"])
+
+
+def _reach(address: str, host: str, port: int, timeout: float) -> None:
+    """Open and close a plain TCP connection to the scheduler's port, to tell a refused
+    port (at once) from an unknown or unreachable host (after ``timeout``) in the user's
+    words; Dask's own connect retries a refused port until its timeout and then says only
+    "timed out"."""
+    import socket
+
+    where = f"cannot connect to the Dask scheduler at {address}"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror:
+        raise SchedulerError(f"{where}: unknown host {host!r}") from None
+    except ConnectionRefusedError:
+        raise SchedulerError(
+            f"{where}: connection refused (no scheduler listens on port {port})"
+        ) from None
+    except TimeoutError:
+        raise SchedulerError(
+            f"{where}: no answer within {timeout:g} s (host unreachable or port filtered; "
+            "see --scheduler-timeout)"
+        ) from None
+    except OSError as exc:  # e.g. no route to host, network unreachable
+        raise SchedulerError(f"{where}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+async def _identity(address: str) -> Any:
+    from distributed.comm import connect
+
+    comm = await connect(address)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _ask_identity(address: str, timeout: float) -> None:
+    """Ask the server at ``address`` who it is, within ``timeout``: Dask's own handshake
+    waits without a limit for a server that accepts connections and never speaks."""
+    import asyncio
+
+    where = f"cannot connect to the Dask scheduler at {address}"
+    try:
+        answer = asyncio.run(asyncio.wait_for(_identity(address), timeout))
+    except TimeoutError:
+        raise SchedulerError(
+            f"{where}: the port accepts connections, but no Dask scheduler answered within "
+            f"{timeout:.3g} s"
+        ) from None
+    except Exception as exc:  # a server that speaks something else: any error of the protocol
+        raise SchedulerError(f"{where}: not a Dask scheduler ({describe_error(exc)})") from None
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind != "Scheduler":
+        raise SchedulerError(f"{where}: it is a Dask {kind or 'server'}, not the scheduler")
+
+
+def _quiet_logs() -> None:
+    """No log lines from Dask in this process: what matters is said in our messages (a
+    lost result Dask computes again, a worker gone, a cancelled task are all expected).
+    Dask's logging config sets some of its loggers' levels one by one (e.g.
+    ``distributed.client: warning``), so each is set."""
+    import logging
+
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _connect(address: str, timeout: float) -> Any:
+    """A Dask ``Client`` for ``address``, whose failed start leaves no noise.
+
+    A ``Client`` that fails to connect is still finalised later, and its ``__del__`` then
+    closes a connection that never was, with a ``TimeoutError`` traceback after 20 s: the
+    subclass lets only a client that connected close itself there.
+    """
+    from distributed import Client
+
+    class QuietClient(Client):  # type: ignore[misc, valid-type]
+        connected = False
+
+        def __del__(self) -> None:
+            if self.connected:
+                super().__del__()
+
+    client = QuietClient(address, timeout=timeout, set_as_default=False)
+    client.connected = True
+    return client
+
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt(3)
+_MMAP_THRESHOLD = 32 << 20  # glibc's own ceiling for its dynamic threshold (64-bit)
+_tuned = False
+
+
+def _tune_worker() -> None:
+    """Once per Dask worker process: give back glibc's dynamic mmap threshold.
+
+    The Dask nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; setting any malloc
+    threshold freezes glibc's mmap threshold at 128 KiB, so every array larger than that
+    is a fresh ``mmap`` (page faults on every first touch) and a ``munmap`` when freed. Our
+    per-file arrays are mostly larger: measured, a file cost 1.5-1.8x the compute of a
+    local worker (benchmarks/RESULTS.md). Raising the mmap threshold to 32 MiB (where glibc's
+    own dynamic threshold stops) reuses the heap again; the small trim threshold Dask asked
+    for is kept. Nothing is changed when ``MALLOC_MMAP_THRESHOLD_`` is set (the worker's
+    owner chose) or the C library is not glibc.
+    """
+    global _tuned
+    if _tuned:
+        return
+    _tuned = True
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+
+
+def _on_dask_worker(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    """Run ``fn(*args)`` on a Dask worker; returns ``(worker address, result)``."""
+    from distributed import get_worker
+
+    _tune_worker()
+    return get_worker().address, fn(*args)
+
+
 class DaskExecutor(Executor):
     """The same per-file tasks on an existing Dask distributed cluster.
 
     ``address`` is the scheduler's (``tcp://host:8786``). The workers must have kmeanscli
     installed and see the input and output paths as this machine does (a shared file
     system). Dask is imported only here: ``pip install 'kmeanscli[dask]'``.
+
+    Connecting takes at most ``timeout`` seconds; a refused port fails at once. While the
+    cluster has no worker the executor reports it (``on_workers(0)``) and waits; after
+    ``worker_wait`` seconds without one, :meth:`map_unordered` raises :class:`NoWorkers`
+    (the files in hand are not done; a later run does them). A worker that dies mid-task
+    loses nothing: Dask runs its tasks again elsewhere.
+
+    Raises
+    ------
+    SchedulerError
+        ``address`` is not a scheduler address, or no scheduler answers there.
     """
 
-    def __init__(self, address: str, *, timeout: float = 10.0) -> None:
+    POLL = 0.5  # seconds between looks at the worker count while nothing finishes
+
+    def __init__(self, address: str, *, timeout: float = 5.0, worker_wait: float = 60.0) -> None:
         try:
-            from distributed import Client
+            address, host, port = parse_scheduler_address(address)
+        except ValueError as exc:
+            raise SchedulerError(f"--scheduler {address!r}: {exc}") from None
+        try:
+            import distributed  # noqa: F401
         except ImportError:
             raise KmeansCliError(
                 "--scheduler needs Dask distributed, which is not installed: "
                 "pip install 'kmeanscli[dask]'"
             ) from None
-        import logging
-
-        logging.getLogger("distributed").setLevel(logging.ERROR)  # no log lines on stderr
+        _quiet_logs()
+        self.address, self.worker_wait = address, worker_wait
+        started = time.monotonic()
+        _reach(address, host, port, timeout)
+        if address.startswith(("tcp://", "ws://")):  # (TLS needs the security settings)
+            _ask_identity(address, max(0.5, timeout - (time.monotonic() - started)))
+        left = max(1.0, timeout - (time.monotonic() - started))
         try:
-            self._client = Client(address, timeout=timeout, set_as_default=False)
+            self._client = _connect(address, left)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise KmeansCliError(
+            raise SchedulerError(
                 f"cannot connect to the Dask scheduler at {address}: {describe_error(exc)}"
-            ) from exc
-        n = len(self._client.scheduler_info().get("workers", {}))
-        self.description = f"Dask cluster at {address} ({n} worker{'s' if n != 1 else ''})"
+            ) from None
+        self.workers_used: set[str] = set()
         self._futures: dict[Any, Any] = {}
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        """Where the files ran, with the number of workers that ran at least one task."""
+        n = len(self.workers_used)
+        return f"Dask cluster at {self.address} ({n} worker{'s' if n != 1 else ''})"
+
+    def _worker_count(self) -> int:
+        try:
+            return len(self._client.nthreads())
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerError(
+                f"lost the Dask scheduler at {self.address}: {describe_error(exc)}"
+            ) from None
 
     def map_unordered(
         self, fn: Callable[..., Any], items: Sequence[Any], *args: Any
@@ -311,15 +523,64 @@ class DaskExecutor(Executor):
 
         if not items:
             return
-        self._futures = {self._client.submit(fn, item, *args, pure=False): item for item in items}
-        for fut in as_completed(list(self._futures), loop=self._client.loop):
-            item = self._futures.pop(fut)
-            try:
-                result = fut.result()
-            except Exception as exc:
-                yield item, None, exc
-            else:
-                yield item, result, None
+        submit = self._client.submit
+        self._futures = {
+            submit(_on_dask_worker, fn, item, *args, pure=False): item for item in items
+        }
+        # with_results: the results come in the background, so that a result lost with its
+        # worker (Dask computes it again) never blocks this loop, which watches the workers
+        finished = as_completed(
+            list(self._futures), loop=self._client.loop, with_results=True, raise_errors=False
+        )
+        last_progress = time.monotonic()
+        waiting_since: float | None = None
+        while self._futures:
+            batch = finished.next_batch(block=False)
+            if not batch:
+                time.sleep(0.05)
+                now = time.monotonic()
+                if now - last_progress < self.POLL:
+                    continue
+                last_progress = now  # look again in POLL seconds
+                workers = self._worker_count()
+                if workers and waiting_since is not None:
+                    waiting_since = None
+                    self._notify(workers)
+                elif not workers:
+                    if waiting_since is None:
+                        waiting_since = now
+                        self._notify(0)
+                    elif now - waiting_since >= self.worker_wait:
+                        raise NoWorkers(
+                            f"no Dask worker for {self.worker_wait:g} s at {self.address}: "
+                            "stopped (--worker-wait)"
+                        )
+                continue
+            last_progress = time.monotonic()
+            if waiting_since is not None:
+                waiting_since = None
+                self._notify(self._worker_count())
+            for fut, value in batch:
+                item = self._futures.pop(fut, None)
+                if item is None:  # cancelled by terminate()
+                    continue
+                if fut.status == "lost":  # done, then its result left with its worker:
+                    self._futures[fut] = item  # Dask computes it again when it can
+                    finished.add(fut)
+                    continue
+                if fut.status == "finished":
+                    where, result = value
+                    self.workers_used.add(where)
+                    yield item, result, None
+                else:  # error: (type, exception, traceback); cancelled: the exception
+                    exc = value[1] if isinstance(value, tuple) else value
+                    if not isinstance(exc, BaseException):
+                        exc = RuntimeError(f"Dask task {fut.status}")
+                    yield item, None, exc
+
+    def _notify(self, workers: int) -> None:
+        if self.on_workers is not None:
+            self.on_workers(workers)
 
     def in_flight(self) -> list[Any]:
         """Items submitted and not yet returned."""
@@ -334,8 +595,18 @@ class DaskExecutor(Executor):
         self._client.close()
 
 
-def make_executor(jobs: int | None = None, scheduler: str | None = None) -> Executor:
-    """A :class:`DaskExecutor` when ``scheduler`` is given, else a :class:`ProcessExecutor`."""
+def make_executor(
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    *,
+    scheduler_timeout: float = 5.0,
+    worker_wait: float = 60.0,
+) -> Executor:
+    """A :class:`DaskExecutor` when ``scheduler`` is given, else a :class:`ProcessExecutor`.
+
+    ``scheduler_timeout`` and ``worker_wait`` are the :class:`DaskExecutor`'s ``timeout``
+    and ``worker_wait``.
+    """
     if scheduler:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, timeout=scheduler_timeout, worker_wait=worker_wait)
     return ProcessExecutor(jobs)

@@ -164,6 +164,8 @@ class BatchEvent:
     or ``"compress"``), ``"histogram"`` when one file's colour histogram is done, and
     ``"file"`` when a file is finished (``result`` set). ``done``/``total`` count the files
     of the current stage (for ``"file"`` events, skipped and refused files included).
+    ``kind`` is ``"workers"`` when a Dask cluster has no worker left (``workers`` = 0: the
+    run waits) and when workers are back (``workers`` > 0).
     """
 
     kind: str
@@ -171,6 +173,7 @@ class BatchEvent:
     done: int
     total: int
     result: FileResult | None = None
+    workers: int | None = None
 
 
 @dataclass
@@ -183,6 +186,10 @@ class BatchSummary:
     interrupted: bool = False
     stopped: bool = False
     """Stopped early by ``fail_fast``."""
+    no_workers: str | None = None
+    """Why the run stopped when a Dask cluster had no worker left (``worker_wait``)."""
+    unfinished: list[str] = field(default_factory=list)
+    """The inputs not done when the run stopped early (Ctrl-C, ``fail_fast``, no workers)."""
     palette_path: str | None = None
     palette: np.ndarray | None = None
 

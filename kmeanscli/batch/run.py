@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, KmeansCliError, OutputError
-from .executors import Executor
+from .executors import Executor, NoWorkers
 from .model import (
     PALETTE_FILE,
     BatchEvent,
@@ -101,6 +101,7 @@ def run_batch(
         The output folder cannot be created or written.
     """
     run = _Run(the_plan, executor, on_event or (lambda _e: None), fail_fast)
+    executor.on_workers = run.workers
     run.make_outdir()
     try:
         run.refused()
@@ -109,11 +110,16 @@ def run_batch(
         run.compress()
     except _Stopped:
         run.summary.stopped = True
+    except NoWorkers as exc:
+        _stop(executor, run.todo)
+        run.summary.no_workers = str(exc)
     except KeyboardInterrupt:
         _stop(executor, run.todo)
         run.summary.interrupted = True
     finally:
+        executor.on_workers = None
         run.summary.seconds = time.perf_counter() - run.started
+        run.summary.unfinished = run.unfinished()
     return run.summary
 
 
@@ -140,6 +146,16 @@ class _Run:
         self.skipped = list(the_plan.skipped)
         self.palette: np.ndarray | None = None
         self.done = 0
+        self.stage = "compress"
+
+    def workers(self, n: int) -> None:
+        """The executor's cluster has ``n`` workers now (0: it waits for some)."""
+        self.emit(BatchEvent("workers", self.stage, self.done, self.plan.total, workers=n))
+
+    def unfinished(self) -> list[str]:
+        """The inputs with no result yet, in plan order."""
+        finished = {r.input for r in self.summary.results}
+        return [t.input for t in self.plan.tasks + self.plan.skipped if t.input not in finished]
 
     def finish(self, result: FileResult, *, stop: bool = True) -> None:
         """Report a finished file; with ``fail_fast`` a failure stops the run (``stop``)."""
@@ -171,6 +187,7 @@ class _Run:
         """Every input's colour histogram, in input order; failed files are finished."""
         everything = self.todo + self.skipped
         order = {t: i for i, t in enumerate(everything)}
+        self.stage = "histograms"
         self.emit(BatchEvent("stage", "histograms", 0, len(everything)))
         per_file = _HISTOGRAM_BUDGET // max(1, len(everything))
         per_file = min(_HISTOGRAM_COLORS, max(_HISTOGRAM_MIN_COLORS, per_file))
@@ -201,6 +218,7 @@ class _Run:
             return
         from ..core.palette import DEFAULT_MAX_COLORS, merge_histograms, sample_histogram
 
+        self.stage = "palette"
         self.emit(BatchEvent("stage", "palette", 0, 1))
         q = self.options.quantize
         k = q.colors - 1 if any(h[2] for h in histograms) else q.colors  # + transparent
@@ -227,6 +245,7 @@ class _Run:
         _remove_temporaries([*self.todo, *self.skipped])
         for task in self.skipped:
             self.finish(FileResult(task.input, task.output, "skipped", reason="up to date"))
+        self.stage = "compress"
         self.emit(BatchEvent("stage", "compress", self.done, self.plan.total))
         for folder in sorted({Path(t.output).parent for t in self.todo}):
             try:

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from ..batch import BatchEvent, BatchSummary, FileResult, Plan
     from ..options import QuantizeOptions
 
+_NOT_DONE_SHOWN = 20  # files not done listed in the summary; the rest are counted
+
 _STAGES = {
     "histograms": "Reading colours",
     "palette": "Fitting palette",
@@ -156,8 +158,12 @@ class _Bar(Progress):
 class _Renderer:
     """Turns batch events into a progress bar (terminal), lines (pipe) or nothing (quiet)."""
 
-    def __init__(self, *, quiet: bool, json_out: bool, bar: bool) -> None:
+    def __init__(
+        self, *, quiet: bool, json_out: bool, bar: bool, worker_wait: float = 60.0
+    ) -> None:
         self.quiet = quiet
+        self.worker_wait = worker_wait
+        self.stage_description = "Starting"
         self.json_out = json_out
         self.console: Console = err_console()
         self.progress: Progress | None = None
@@ -193,8 +199,32 @@ class _Renderer:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
 
+    def workers(self, event: BatchEvent) -> None:
+        """The cluster ran out of workers (``event.workers == 0``), or has some again."""
+        if event.workers == 0:
+            text = (
+                "waiting for workers: the Dask cluster has none "
+                f"(the batch stops after {self.worker_wait:g} s without one)"
+            )
+            description = "Waiting for workers"
+        else:
+            n = event.workers
+            text = f"{n} worker{'s' if n != 1 else ''} back: resuming"
+            description = self.stage_description
+        if self.progress is not None:
+            self.progress.update(self.task_id, description=description)
+            self.progress.console.print(text, markup=False, highlight=False)
+        elif self.quiet:
+            pass
+        else:
+            self.line(text)
+
     def __call__(self, event: BatchEvent) -> None:
+        if event.kind == "workers":
+            self.workers(event)
+            return
         if event.kind == "stage":
+            self.stage_description = _STAGES.get(event.stage, event.stage)
             if event.stage == "compress":
                 self.compress_started = time.perf_counter()
             if self.progress is not None:
@@ -318,6 +348,8 @@ def render_summary(summary: BatchSummary, *, where: str) -> None:
     if summary.interrupted:
         rest = "run the same command again to finish" if summary.not_done else "every file done"
         rows.append(("status", f"interrupted: {rest}"))
+    elif summary.no_workers:
+        rows.append(("status", "stopped: no Dask worker left; run the same command to finish"))
     elif summary.stopped:
         rows.append(("status", "stopped at the first failure (--fail-fast)"))
     print_fields(console, rows)
@@ -325,6 +357,12 @@ def render_summary(summary: BatchSummary, *, where: str) -> None:
         console.print(Text(f"failures ({summary.failed}):", style="bold red"))
         for r in summary.failures:
             print_line(console, f"  {r.error or r.input}")
+    if summary.no_workers and summary.unfinished:
+        console.print(Text(f"not done ({len(summary.unfinished)}):", style="bold"))
+        for path in summary.unfinished[:_NOT_DONE_SHOWN]:
+            print_line(console, f"  {path}")
+        if len(summary.unfinished) > _NOT_DONE_SHOWN:
+            print_line(console, f"  ... and {len(summary.unfinished) - _NOT_DONE_SHOWN} more")
 
 
 def _dry_run(the_plan: Plan, *, json_out: bool, quiet: bool) -> None:
@@ -430,6 +468,28 @@ def batch(
             "pip install 'kmeanscli[dask]' and paths the workers can see.",
         ),
     ] = None,
+    scheduler_timeout: Annotated[
+        float,
+        typer.Option(
+            "--scheduler-timeout",
+            min=0.1,
+            metavar="SECONDS",
+            rich_help_panel=PERFORMANCE,
+            help="With --scheduler: give up connecting after this long (a refused port fails "
+            "at once).",
+        ),
+    ] = 5.0,
+    worker_wait: Annotated[
+        float,
+        typer.Option(
+            "--worker-wait",
+            min=0,
+            metavar="SECONDS",
+            rich_help_panel=PERFORMANCE,
+            help="With --scheduler: while the cluster has no worker, wait this long for one, "
+            "then stop and list the files not done (exit status 4).",
+        ),
+    ] = 60.0,
     force: Annotated[
         bool,
         typer.Option(
@@ -479,7 +539,9 @@ def batch(
 
     Outputs newer than their input are skipped: run an interrupted batch again to finish it.
 
-    Exit status 3: some files failed (the others were done).
+    Exit status 3: some files failed (the others were done). Exit status 4 (--scheduler):
+    the Dask cluster had no worker for --worker-wait seconds; the files not done are listed
+    and the same command finishes them.
 
     Examples:
 
@@ -491,10 +553,15 @@ def batch(
 
       kmeanscli batch photos/ -r -o out/ --target-psnr 35 --skip-if-larger
     """
-    from ..batch import BatchOptions, make_executor, plan, run_batch
+    from ..batch import BatchOptions, make_executor, parse_scheduler_address, plan, run_batch
 
     if scheduler and jobs is not None:
         raise UsageError("give -j/--jobs (local workers) or --scheduler (Dask), not both")
+    if scheduler is not None:
+        try:
+            parse_scheduler_address(scheduler)
+        except ValueError as exc:
+            raise UsageError(f"--scheduler {scheduler!r}: {exc}") from None
     if inputs.count("-") > 1:
         raise UsageError("- (paths on stdin) can be given only once")
     batch_options = BatchOptions(
@@ -523,8 +590,12 @@ def batch(
         _dry_run(the_plan, json_out=json_out, quiet=quiet)
         return ExitStatus.OK
 
-    executor = make_executor(jobs, scheduler)
-    renderer = _Renderer(quiet=quiet, json_out=json_out, bar=progress_enabled(quiet))
+    executor = make_executor(
+        jobs, scheduler, scheduler_timeout=scheduler_timeout, worker_wait=worker_wait
+    )
+    renderer = _Renderer(
+        quiet=quiet, json_out=json_out, bar=progress_enabled(quiet), worker_wait=worker_wait
+    )
     summary: BatchSummary | None = None
     try:
         with executor, renderer:
@@ -543,6 +614,9 @@ def batch(
         write_batch_report(report, summary, quiet=quiet)
     if summary.interrupted:
         return ExitStatus.INTERRUPTED
+    if summary.no_workers:
+        error(summary.no_workers)
+        return ExitStatus.NO_WORKERS
     if summary.failed:
         return ExitStatus.SOME_FAILED
     return ExitStatus.OK

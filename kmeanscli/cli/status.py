@@ -16,6 +16,9 @@ class ExitStatus(IntEnum):
     """Bad command line: unknown flag, value out of range, flags that do not go together."""
     SOME_FAILED = 3
     """``batch``: some files failed (the others were done; each failure is listed)."""
+    NO_WORKERS = 4
+    """``batch --scheduler``: the Dask cluster had no worker for ``--worker-wait`` seconds; the
+    batch stopped and listed the files not done (the same command finishes them)."""
     SKIPPED_NOT_SMALLER = 98
     """``compress --skip-if-larger``: the output would not be smaller than the input; nothing
     was written."""
