@@ -42,6 +42,7 @@ from .options import (
     Quiet,
     Sample,
     Strip,
+    k_list_option,
     quantize_options,
 )
 from .outcome import declare, results_printed
@@ -317,18 +318,9 @@ def compare(
             "by files made from it, by any tool, to score against it.",
         ),
     ] = None,
-    ks: Annotated[
-        str | None,
-        typer.Option(
-            "-k",
-            "--colors",
-            metavar="K,K,...",
-            help="The k values to compare, 2 to 256, separated by commas. Default: "
-            + ",".join(map(str, DEFAULT_KS))
-            + " (none with a quality target: only the k values the search tries; "
-            + f"{DEFAULT_K} alone with --plot-colors and neither --plot nor --preview).",
-        ),
-    ] = None,
+    ks: k_list_option(  # type: ignore[valid-type]
+        "compare", f"; {DEFAULT_K} alone with --plot-colors and neither --plot nor --preview"
+    ) = None,
     methods: Methods = None,
     *,
     options: QuantizeOptions,

@@ -16,7 +16,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ..constants import AUTO_RESTARTS_MAX_K, DEFAULT_BATCH_SIZE, DEFAULT_K, DITHERS, ENGINES, SPACES
+from ..constants import (
+    AUTO_RESTARTS_MAX_K,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_K,
+    DEFAULT_KS,
+    DITHERS,
+    ENGINES,
+    SPACES,
+)
 from ..errors import UsageError
 
 # The panels of --help, so that no panel lists more than about eight options.
@@ -166,6 +174,22 @@ Methods = Annotated[
 SpaceName = Enum("SpaceName", {name: name for name in SPACES}, type=str)
 EngineName = Enum("EngineName", {name: name for name in ENGINES}, type=str)
 DitherName = Enum("DitherName", {name: name for name in DITHERS}, type=str)
+
+
+def k_list_option(what: str, more: str = "") -> Any:
+    """``-k K,K,...`` of ``compare`` and ``report``: the k values to ``what`` (``more``
+    adds to the note on the default)."""
+    return Annotated[
+        str | None,
+        typer.Option(
+            "-k",
+            "--colors",
+            metavar="K,K,...",
+            help=f"The k values to {what}, 2 to 256, separated by commas. Default: "
+            + ",".join(map(str, DEFAULT_KS))
+            + f" (none with a quality target: only the k values the search tries{more}).",
+        ),
+    ]
 
 
 Space = Annotated[

@@ -13,7 +13,16 @@ from ..errors import OutputError, TargetNotMetError, UsageError
 from .compare import json_records, parse_k_list, parse_methods
 from .console import Stages, err_console, human_bytes, progress_enabled, warn
 from .inputs import read_stdin, same_path
-from .options import Force, MaxPixels, Methods, Quiet, Sample, Strip, quantize_options
+from .options import (
+    Force,
+    MaxPixels,
+    Methods,
+    Quiet,
+    Sample,
+    Strip,
+    k_list_option,
+    quantize_options,
+)
 from .outcome import declare
 
 if TYPE_CHECKING:
@@ -59,17 +68,7 @@ def report(
             help="The HTML page to write, or - for stdout.",
         ),
     ] = ...,  # type: ignore[assignment]
-    ks: Annotated[
-        str | None,
-        typer.Option(
-            "-k",
-            "--colors",
-            metavar="K,K,...",
-            help="The k values to show, 2 to 256, separated by commas. Default: "
-            + ",".join(map(str, DEFAULT_KS))
-            + " (none with a quality target: the k values the search tries).",
-        ),
-    ] = None,
+    ks: k_list_option("show") = None,  # type: ignore[valid-type]
     methods: Methods = None,
     *,
     options: QuantizeOptions,
