@@ -90,15 +90,16 @@ def test_refused_port_says_refused_at_once(tmp_path: Path) -> None:
     save(tmp_path / "a.png", photo(0))
     port = free_port()  # nothing listens there now
     code, out, err, seconds = kmeanscli(
-        "batch", tmp_path / "a.png", "-o", tmp_path / "out", "--scheduler", f"127.0.0.1:{port}"
-    )
+        "batch", tmp_path / "a.png", "-o", tmp_path / "out", "--scheduler", f"127.0.0.1:{port}",
+        "--scheduler-timeout", "120",
+    )  # fmt: skip
     assert code == ExitStatus.FAILURE == 1
     assert out == ""
     assert err == (
         f"kmeanscli: error: cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}: "
         f"connection refused (no scheduler listens on port {port})\n"
     )
-    assert seconds < 8  # imports included; the default --scheduler-timeout is 5 s
+    assert seconds < 100  # refused is said at once: it did not wait for the 120 s timeout
 
 
 def test_silent_port_gives_up_after_the_scheduler_timeout(tmp_path: Path) -> None:
@@ -124,7 +125,7 @@ def test_silent_port_gives_up_after_the_scheduler_timeout(tmp_path: Path) -> Non
         f"kmeanscli: error: cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}: "
         "the port accepts connections, but no Dask scheduler answered within 1 s\n"
     )
-    assert seconds < 30  # not for ever
+    assert seconds < 100  # a bound against hangs (Dask's handshake waits for ever)
 
 
 @pytest.mark.parametrize(

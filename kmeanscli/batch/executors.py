@@ -135,6 +135,25 @@ def _processes_of(pool: Any) -> list[Any]:
     return list((getattr(pool, "_processes", None) or {}).values())
 
 
+def _quiet_pool_manager() -> None:
+    """Once workers are stopped by force, the pool's manager thread may trip over the
+    queues being closed under it (``OSError: Bad file descriptor`` in ``terminate_broken``)
+    and print a traceback: noise about a pool we stopped on purpose. Keep it off stderr;
+    every other thread's exceptions are printed as before."""
+    previous = threading.excepthook
+    if getattr(previous, "kmeanscli", False):
+        return
+
+    def hook(args: Any) -> None:
+        manager = type(args.thread).__name__ == "_ExecutorManagerThread"
+        if manager and issubclass(args.exc_type, OSError):
+            return
+        previous(args)
+
+    hook.kmeanscli = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 def _quiet_resource_tracker() -> None:
     """Start multiprocessing's resource tracker with its stderr on /dev/null.
 
@@ -278,6 +297,7 @@ class ProcessExecutor(Executor):
 
     def terminate(self) -> None:
         """Stop the workers now. Call it again if a Ctrl-C interrupts it: it finishes."""
+        _quiet_pool_manager()
         self._running.clear()
         self._stop_pool()
         self._cut_lifeline()

@@ -33,9 +33,11 @@ _busy = False  # a pool worker is running one of the task functions below
 
 
 def _on_sigterm(_signum: int, _frame: Any) -> None:
+    global _busy
     if _busy:
+        _busy = False  # a second SIGTERM while this one unwinds ends the worker at once
         raise _Terminated()  # unwind the task: atomic_write removes its temporary file
-    os._exit(128 + signal.SIGTERM)  # between tasks: nothing to clean up
+    os._exit(128 + signal.SIGTERM)  # between tasks, or stopping again: end now
 
 
 @contextmanager

@@ -56,7 +56,7 @@ class _Signals:
 
 
 def _exit_interrupted(code: int = _INTERRUPTED) -> NoReturn:
-    """Exit with ``code`` (130 or 143) right away.
+    """Exit with ``code`` (130 or 143 after a signal, else the command's status) right away.
 
     A Ctrl-C that lands while an extension module initialises can leave CPython (3.11) marked
     as killed by SIGINT even though the KeyboardInterrupt was handled; the interpreter would
@@ -74,9 +74,18 @@ def _exit_interrupted(code: int = _INTERRUPTED) -> NoReturn:
     os._exit(code)
 
 
+def _ignore_interrupts_python_cannot_raise(unraisable: Any) -> None:
+    """A signal whose KeyboardInterrupt lands where Python cannot raise it (a finaliser,
+    e.g. multiprocessing's semaphore clean-up) is not lost: :class:`_Signals` noted it and
+    the exit status says so. Only its "Exception ignored" traceback is kept off stderr."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run ``kmeanscli`` and exit with its status."""
     _Signals.install()
+    sys.unraisablehook = _ignore_interrupts_python_cannot_raise
     try:
         from .app import run
 
@@ -93,4 +102,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _exit_interrupted(_STATUS[_Signals.first])
     if code == _INTERRUPTED:
         _exit_interrupted()
-    sys.exit(code)
+    # Not sys.exit(): interpreter finalization puts the default SIGINT/SIGTERM handlers back,
+    # so a signal landing in those last milliseconds would kill the process (status -2)
+    # after a run that finished. Our handlers stay until the very end instead.
+    _exit_interrupted(code)
