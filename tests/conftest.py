@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import subprocess
@@ -140,13 +141,16 @@ def colours_of(img: Image.Image) -> set[tuple[int, ...]]:
     return {tuple(int(v) for v in c) for c in np.unique(a, axis=0)}
 
 
+@functools.cache
 def srgb_profile() -> bytes:
-    """Little CMS's own sRGB ICC profile (588 bytes)."""
+    """Little CMS's own sRGB ICC profile (588 bytes), made once: Little CMS stamps a profile
+    with the time it was made, so two calls a second apart would give different bytes."""
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+@functools.cache
 def other_rgb_profile() -> bytes:
     """A valid RGB ICC profile that is not sRGB: sRGB with its red and green primaries
     swapped (so colours really convert differently)."""
