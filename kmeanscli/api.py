@@ -13,7 +13,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .constants import DEFAULT_DOMINANT_K, DEFAULT_ENGINE, DEFAULT_SPACE, MAX_COLORS
+from .constants import (
+    DEFAULT_DOMINANT_K,
+    DEFAULT_ENGINE,
+    DEFAULT_SPACE,
+    MAX_COLORS,
+    PNG_LEVELS,
+)
 from .core import palette_io
 from .core.metrics import mse, same_channels, visible_colors
 from .core.quantize import ProgressCallback, QuantizeResult, prepare, quantize
@@ -27,6 +33,7 @@ from .imageio import (
     decode,
     encode,
     format_for,
+    png_palette_order,
     same_file,
 )
 from .options import OptionsError, QuantizeOptions
@@ -225,6 +232,7 @@ class _Compression:
         *,
         force: bool,
         strip: bool,
+        optimize: int | None,
         max_pixels: int | None,
         format: str | None,
         input_name: str | None,
@@ -236,6 +244,9 @@ class _Compression:
         self.started = time.perf_counter()
         self.options = options
         self.force, self.strip, self.max_pixels = force, strip, max_pixels
+        if optimize is not None and optimize not in PNG_LEVELS:
+            raise OptionsError("{} must be 0, 1 or 2", "optimize")
+        self.optimize = optimize
         self.skip_if_larger = skip_if_larger
         self.step = progress or (lambda _stage: None)
         self.src = src
@@ -387,7 +398,17 @@ class _Compression:
         self.step("encode")
         icc = None if self.strip else self.icc
         if self.animation is None:
-            self.data, notes = encode(self.result, self.fmt, icc_profile=icc)
+            self.data, notes = encode(
+                self.result,
+                self.fmt,
+                icc_profile=icc,
+                optimize=self.optimize,
+                keep_palette=self.options.palette_given,
+            )
+            if self.fmt == "PNG":  # the report follows the file's palette order
+                order = png_palette_order(self.data, self.result.palette)
+                if order is not None:
+                    self.result = self.result.reordered(order)
         else:
             from .animation import encode_animation, split_frames
 
@@ -498,6 +519,7 @@ def compress_file(
     *,
     force: bool = False,
     strip: bool = False,
+    optimize: int | None = None,
     max_pixels: int | None = None,
     format: str | None = None,
     input_name: str | None = None,
@@ -521,6 +543,10 @@ def compress_file(
         Overwrite an existing output file.
     strip : bool
         Drop the ICC profile instead of copying it.
+    optimize : int, optional
+        PNG compression level, 0 (zlib, fastest), 1 (libdeflate) or 2 (libdeflate and row
+        filters, smallest); default: 1 below 4 MP, 0 from there
+        (see :func:`kmeanscli.imageio.png_level`). Other formats ignore it.
     max_pixels : int, optional
         Decompression-bomb limit (default: Pillow's).
     format : str, optional
@@ -556,6 +582,7 @@ def compress_file(
         _options(options),
         force=force,
         strip=strip,
+        optimize=optimize,
         max_pixels=max_pixels,
         format=format,
         input_name=input_name,

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .constants import DEFAULT_KS, MAX_COLORS
+from .constants import DEFAULT_KS, MAX_COLORS, PNG_LEVELS
 from .core.metrics import Scores, mse, same_channels, scores, visible_colors
 from .core.quantize import QuantizeResult, prepare, quantize
 from .core.search import SearchResult, Target, search_k
@@ -180,10 +180,14 @@ def _row(
     seconds: float,
     bytes_in: int,
     icc_profile: bytes | None,
+    optimize: int | None = None,
+    keep_palette: bool = False,
     engine: str | None = None,
 ) -> CompareRow:
     started = time.perf_counter()
-    data, _ = encode(result, "PNG", icc_profile=icc_profile)
+    data, _ = encode(
+        result, "PNG", icc_profile=icc_profile, optimize=optimize, keep_palette=keep_palette
+    )
     seconds += time.perf_counter() - started
     image = result.image()
     height, width = original.shape[:2]
@@ -238,8 +242,16 @@ class _Runs:
     """Each k-means method's result at each k, quantized once (what :func:`compare_k` and
     its target search share), dithered and encoded as ``compress`` would."""
 
-    def __init__(self, pixels: np.ndarray, options: QuantizeOptions, icc: bytes | None, step):
+    def __init__(
+        self,
+        pixels: np.ndarray,
+        options: QuantizeOptions,
+        icc: bytes | None,
+        optimize: int | None,
+        step,
+    ):
         self.pixels, self.options, self.icc, self.step = pixels, options, icc, step
+        self.optimize = optimize
         self.prepared = prepare(pixels)  # the colour histogram, counted once for every k
         self.done: dict[tuple[str, int], tuple[QuantizeResult, float]] = {}
 
@@ -279,6 +291,8 @@ class _Runs:
             seconds=seconds,
             bytes_in=bytes_in,
             icc_profile=self.icc,
+            optimize=self.optimize,
+            keep_palette=self.options.palette_given,
             engine=engine,
         )
 
@@ -302,6 +316,7 @@ def compare_k(
     methods: Sequence[str] = ("kmeans",),
     batch_size: int | None = None,
     strip: bool = False,
+    optimize: int | None = None,
     max_pixels: int | None = None,
     input_name: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -327,6 +342,8 @@ def compare_k(
         ``kmeans`` rows' with ``options.engine="minibatch"``); an error when none runs.
     strip : bool
         Encode without the input's ICC profile (as ``compress --strip``).
+    optimize : int, optional
+        PNG compression level of every row, as :func:`kmeanscli.compress_file`'s.
     max_pixels : int, optional
         Decompression-bomb limit (default: Pillow's).
     input_name : str, optional
@@ -354,6 +371,8 @@ def compare_k(
         raise UsageError(f"give at least one method of {', '.join(METHODS)}")
     if options.palette is not None:
         raise OptionsError("{} is fixed: there is no k to compare", "palette")
+    if optimize is not None and optimize not in PNG_LEVELS:
+        raise OptionsError("{} must be 0, 1 or 2", "optimize")
     targets = options.targets
     if not ks and not targets:
         raise UsageError("give k values or a quality target")
@@ -372,7 +391,7 @@ def compare_k(
     pixels = decoded.pixels
     height, width = pixels.shape[:2]
     notes: list[str] = []
-    runs = _Runs(pixels, options, None if strip else decoded.icc_profile, step)
+    runs = _Runs(pixels, options, None if strip else decoded.icc_profile, optimize, step)
 
     found: SearchResult | None = None
     target_error: str | None = None

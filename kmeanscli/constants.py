@@ -49,3 +49,8 @@ DEFAULT_KS = (4, 8, 16, 32, 64, 128, 256)
 
 BATCH_FORMATS: dict[str, str] = {"png": ".png", "webp": ".webp", "gif": ".gif"}
 """``batch --format`` names and their file extensions."""
+
+PNG_LEVELS: tuple[int, ...] = (0, 1, 2)
+"""PNG compression levels: 0 zlib (fastest), 1 libdeflate, 2 libdeflate with row filters."""
+AUTO_PNG_LEVEL_MAX_PIXELS = 4_000_000
+"""With no level given, images below this many pixels get PNG level 1, larger ones level 0."""

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .constants import AUTO_PNG_LEVEL_MAX_PIXELS, PNG_LEVELS
 from .core.quantize import QuantizeResult
 from .errors import InputError, OutputError, UsageError
 
@@ -39,6 +40,7 @@ __all__ = [
     "encode",
     "format_for",
     "is_srgb_profile",
+    "png_level",
     "remove_stale_temporaries",
     "rgb_profile",
     "same_file",
@@ -301,6 +303,8 @@ def encode(
     fmt: str,
     *,
     icc_profile: bytes | None = None,
+    optimize: int | None = None,
+    keep_palette: bool = False,
 ) -> tuple[bytes, list[str]]:
     """Encode a quantized image; returns the file's bytes and warnings for the user.
 
@@ -308,6 +312,11 @@ def encode(
     keeps full transparency only; BMP has none, so an image with alpha is flattened onto white;
     TIFF with alpha is written as 32-bit RGBA). WebP is lossless. JPEG is written at quality 95
     and warned about, as it brings colours back.
+
+    ``optimize`` is the PNG compression level (see :func:`png_level`; None: by image size).
+    At levels 1 and 2 oxipng may sort the palette and drop unused entries
+    (:func:`png_palette_order` tells how), unless ``keep_palette``: a palette the user gave
+    is written as given.
     """
     from PIL import Image
 
@@ -331,7 +340,11 @@ def encode(
         img = _palette_image(result)
         if has_alpha:
             kwargs["transparency"] = bytes(pal[:, 3].tolist())
-        buf = _smallest_png(img, kwargs)
+        level = png_level(optimize, img.width * img.height)
+        if level:
+            buf = io.BytesIO(_oxipng(img, kwargs, level, sort_palette=not keep_palette))
+        else:
+            buf = _smallest_png(img, kwargs)
     elif fmt == "GIF":
         img = _palette_image(result)
         if result.transparent_index is not None:
@@ -372,6 +385,72 @@ def encode(
     else:
         raise UsageError(f"unsupported output format {fmt!r}")
     return buf.getvalue(), notes
+
+
+def png_level(optimize: int | None, pixels: int) -> int:
+    """The PNG compression level used for an image of ``pixels`` pixels.
+
+    0: zlib through Pillow (level 6 or the RLE strategy, whichever is smaller; large images
+    deflated over two threads). 1: oxipng with libdeflate at its strongest level (12), no row
+    filter, the palette sorted for compression: about 5-30 % smaller than 0, 30-90 ms more on a
+    0.3 MP photo. 2: as 1, and oxipng also tries the row filters (Sub, Entropy, Bigrams), each
+    compressed in full, and keeps the smallest file: never larger than 1, up to 10 % smaller
+    on graphics and at large k, at 2-7 times the time of 1 (0.15-0.45 s on a 0.3 MP photo).
+    ``None`` picks 1 below :data:`AUTO_PNG_LEVEL_MAX_PIXELS` and 0 from there,
+    where level 1 would take longer than the quantization (12 MP: 2.9 s against 0.35 s).
+    """
+    if optimize is None:
+        return 1 if pixels < AUTO_PNG_LEVEL_MAX_PIXELS else 0
+    if optimize not in PNG_LEVELS:
+        raise ValueError(f"optimize must be one of {', '.join(map(str, PNG_LEVELS))}.")
+    return optimize
+
+
+def _oxipng(img, kwargs: dict[str, object], level: int, *, sort_palette: bool) -> bytes:
+    """A palette PNG compressed by oxipng: Pillow writes it stored (no compression), oxipng
+    recompresses it. Only lossless steps that keep a palette image: the palette may be sorted
+    (``sort_palette``: also unused entries dropped) and the bit depth lowered; colour type,
+    chunks and fully transparent colours are kept.
+    The result does not depend on the number of threads (oxipng keeps the smallest trial, ties
+    by trial order)."""
+    import oxipng
+
+    stored = io.BytesIO()
+    img.save(stored, "PNG", compress_level=0, **kwargs)
+    filters = [oxipng.RowFilter.NoOp]
+    if level >= 2:
+        filters += [oxipng.RowFilter.Sub, oxipng.RowFilter.Entropy, oxipng.RowFilter.Bigrams]
+    return oxipng.optimize_from_memory(
+        stored.getvalue(),
+        level=2,
+        force=True,
+        filter=filters,
+        fast_evaluation=False,  # each filter judged by its real size: level 2 <= level 1
+        deflate=oxipng.Deflaters.libdeflater(12),
+        strip=oxipng.StripChunks.none(),
+        optimize_alpha=False,
+        palette_reduction=sort_palette,
+        color_type_reduction=False,
+        grayscale_reduction=False,
+        scale_16=False,
+    )
+
+
+def png_palette_order(data: bytes, palette: np.ndarray) -> np.ndarray | None:
+    """Where each entry of a PNG's palette (``PLTE`` + ``tRNS``) is in ``palette``: ``order``
+    such that the file's palette is ``palette[order]``; None when it is in the same order.
+    ``palette`` is RGB or RGBA (missing ``tRNS`` entries are opaque)."""
+    chunks = dict(_png_chunks(data))
+    rgb = np.frombuffer(chunks[b"PLTE"], dtype=np.uint8).reshape(-1, 3)
+    if palette.shape[1] == 4:
+        alpha = np.full(len(rgb), 255, dtype=np.uint8)
+        trns = np.frombuffer(chunks.get(b"tRNS", b""), dtype=np.uint8)
+        alpha[: len(trns)] = trns
+        rgb = np.column_stack([rgb, alpha])
+    if len(rgb) == len(palette) and np.array_equal(rgb, palette):
+        return None
+    where = {bytes(row): i for i, row in enumerate(np.ascontiguousarray(palette))}
+    return np.array([where[bytes(row)] for row in np.ascontiguousarray(rgb)], dtype=np.intp)
 
 
 _ZLIB_RLE = 3  # zlib's Z_RLE strategy

@@ -251,6 +251,12 @@ class QuantizeOptions:
             np.array(self.keep_colors, dtype=np.uint8).reshape(-1, 3) if self.keep_colors else None
         )
 
+    @property
+    def palette_given(self) -> bool:
+        """True when the user gave colours (a fixed palette or colours to keep): the output
+        file keeps the palette as it is, in its order."""
+        return self.palette is not None or bool(self.keep_colors)
+
     def fit_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`kmeanscli.quantize` (all but ``k``)."""
         return {

@@ -63,7 +63,8 @@ def test_plot_titles_carry_sizes_and_psnr(cli, tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "n.png")
+    noise = rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)  # output over 1 kB
+    Image.fromarray(noise).save(tmp_path / "n.png")
     r = cli("compress", tmp_path / "n.png", "-k", "8", "--plot", tmp_path / "f.png", "--json")
     assert r.code == 0, r.stderr
     report = json.loads(r.stdout)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..constants import BATCH_FORMATS as FORMATS
+from ..constants import PNG_LEVELS
 from ..errors import KmeansCliError
 from ..options import OptionsError, QuantizeOptions
 
@@ -34,10 +35,10 @@ class BatchOptions:
 
     ``quantize`` holds the ``compress`` options (the same object
     :func:`kmeanscli.compress_file` takes, so a file gets the same bytes as from
-    ``compress``); the others are the batch's own: the output ``format``, ``strip`` and
-    ``max_pixels`` as for ``compress_file``, ``skip_if_larger`` (a file whose output would
-    not be smaller is reported as skipped) and ``shared_palette`` (one palette fitted on all
-    files, see :func:`kmeanscli.batch.run_batch`).
+    ``compress``); the others are the batch's own: the output ``format``, ``strip``,
+    ``optimize`` and ``max_pixels`` as for ``compress_file``, ``skip_if_larger`` (a file
+    whose output would not be smaller is reported as skipped) and ``shared_palette`` (one
+    palette fitted on all files, see :func:`kmeanscli.batch.run_batch`).
 
     Raises
     ------
@@ -48,11 +49,14 @@ class BatchOptions:
     quantize: QuantizeOptions = field(default_factory=QuantizeOptions)
     format: str = "png"
     strip: bool = False
+    optimize: int | None = None
     max_pixels: int | None = None
     skip_if_larger: bool = False
     shared_palette: bool = False
 
     def __post_init__(self) -> None:
+        if self.optimize is not None and self.optimize not in PNG_LEVELS:
+            raise OptionsError("{} must be 0, 1 or 2", "optimize")
         if self.format not in FORMATS:
             raise OptionsError(f"{{}} must be one of {', '.join(FORMATS)}", "format")
         if self.shared_palette and self.quantize.targets:

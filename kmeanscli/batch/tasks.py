@@ -116,6 +116,7 @@ def compress_task(task: Task, options: BatchOptions, palette: np.ndarray | None)
                 quantize,
                 force=True,  # the plan decided: the output is missing or older than its input
                 strip=options.strip,
+                optimize=options.optimize,
                 max_pixels=options.max_pixels,
                 format=options.format.upper(),
                 input_name=task.input,

@@ -41,6 +41,7 @@ from .options import (
     PALETTES,
     PERFORMANCE,
     MaxPixels,
+    Optimize,
     Quiet,
     SkipIfLarger,
     Strip,
@@ -416,6 +417,7 @@ def batch(
     *,
     options: QuantizeOptions,
     strip: Strip = False,
+    optimize: Optimize = None,
     max_pixels: MaxPixels = None,
     fmt: Annotated[
         str,
@@ -568,6 +570,7 @@ def batch(
         options,
         format=fmt.lower(),
         strip=strip,
+        optimize=optimize,
         max_pixels=max_pixels,
         skip_if_larger=skip_if_larger,
         shared_palette=shared_palette,

@@ -29,6 +29,7 @@ Pure numpy (SciPy's KD-tree; scikit-learn only for ``minibatch``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,7 +55,7 @@ _EXACT_BLOCK = 1 << 15  # points per block of the exact search
 _THREADED_MIN_WORK = 1 << 20  # points x centres below which the search keeps to one thread
 _KDTREE_MIN_CENTERS = 128  # the exact search of 8-bit colours uses a KD-tree from this many
 _KDTREE_MIN_POINTS = 50_000  # centres and this many points
-_KDTREE_CHUNK = 1 << 18  # points per KD-tree query
+_KDTREE_CHUNK = 1 << 16  # points per KD-tree query (a task of its threads)
 _MAX_THREADS = 2  # threads sharing the Lloyd search's blocks (the result does not depend on it)
 _COARSE_STARTS = 3  # k-means++ starts racing on the coarsest level ...
 _COARSE_STARTS_MAX_K = 16  # ... up to this k (where a start costs little)
@@ -63,16 +64,33 @@ Step = Callable[[str], None]
 
 
 def _kdtree(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest centre by scipy's KD-tree, in fixed chunks over up to two threads.
+
+    The threads are ours, not the tree's own ``workers``: scipy's threads write through raw
+    pointers into arrays that the calling thread frees when a KeyboardInterrupt (Ctrl-C)
+    stops its wait, which crashed the process (SIGSEGV); ours hold their arrays until done.
+    """
     from scipy.spatial import cKDTree
 
     tree = cKDTree(np.asarray(centers, dtype=np.float64))
     labels = np.empty(len(points), dtype=np.intp)
     sqdist = np.empty(len(points), dtype=np.float64)
-    for start in range(0, len(points), _KDTREE_CHUNK):  # bounded float64 temporaries
+
+    def query(start: int) -> None:  # bounded float64 temporaries
         part = np.asarray(points[start : start + _KDTREE_CHUNK], dtype=np.float64)
-        dist, idx = tree.query(part, k=1, workers=-1)
+        dist, idx = tree.query(part, k=1)
         labels[start : start + len(idx)] = idx
         sqdist[start : start + len(idx)] = dist * dist
+
+    starts = range(0, len(points), _KDTREE_CHUNK)
+    threads = min(_MAX_THREADS, os.cpu_count() or 1, len(starts))
+    if threads <= 1:
+        for start in starts:
+            query(start)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(query, starts):
+                pass
     return labels, sqdist
 
 

@@ -15,7 +15,7 @@ With several ``restarts`` steps 2-3 run once per seed and the lowest error wins.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -97,6 +97,28 @@ class QuantizeResult:
     def image(self) -> np.ndarray:
         """The quantized image as a ``uint8`` array of the input's shape."""
         return self.palette[self.indices]
+
+    def reordered(self, order: np.ndarray) -> QuantizeResult:
+        """The same pixels with the palette in another order: entry ``i`` of the new palette
+        is entry ``order[i]`` of this one. Entries left out must be unused (count 0)."""
+        order = np.asarray(order, dtype=np.intp)
+        n = len(self.palette)
+        kept = np.zeros(n, dtype=bool)
+        if order.ndim != 1 or ((order < 0) | (order >= n)).any():
+            raise ValueError("order must list indices of the palette.")
+        kept[order] = True
+        if kept.sum() != len(order) or (self.counts[~kept] > 0).any():
+            raise ValueError("order must list every used palette entry once.")
+        new_index = np.zeros(n, dtype=np.uint8)
+        new_index[order] = np.arange(len(order), dtype=np.uint8)
+        t = self.transparent_index
+        return replace(
+            self,
+            palette=self.palette[order],
+            indices=new_index[self.indices],
+            counts=self.counts[order],
+            transparent_index=None if t is None or not kept[t] else int(new_index[t]),
+        )
 
 
 def auto_restarts(k: int) -> int:
