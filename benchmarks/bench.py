@@ -9,11 +9,17 @@ per tool and k the median time, mean PSNR, total bytes and the ratios against pn
 geometric means over the images, the 12 MP mosaic, memory, start-up, a stage profile of
 ``compress_file`` and (when ``kmeanscli batch`` exists) a batch run. Progress goes to stderr.
 
+Two image sets are reported separately: the bundled photos, and graphics and images with
+transparency (logos, icons, drawn test cards and UI, an RGBA photo with a feathered alpha
+mask, a two-colour image). Errors are kmeanscli's own metric: for images with alpha, the
+premultiplied RGB plus alpha, as ``kmeanscli compress --json`` reports it.
+
 Run it with the project's virtualenv (it installs nothing)::
 
     make bench                                   # full run, updates benchmarks/RESULTS.md
     .venv/bin/python benchmarks/bench.py --quick # a few images, 1 repeat, no 12 MP image
     .venv/bin/python benchmarks/bench.py --k 16,64 --images china,coffee --no-large
+    .venv/bin/python benchmarks/bench.py --sets graphics --no-large --repeats 1
 
 pngquant and ImageMagick are programs, not Python packages: ``apt-get install pngquant
 imagemagick``. A missing one is reported on stderr and left out.
