@@ -49,7 +49,7 @@ format: $(STAMP)
 bench: $(STAMP) ## side-by-side benchmark (~30 min): Markdown on stdout, updates benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench.py --json benchmarks/out/results.json --update-results $(BENCH_ARGS)
 
-bench-quick: $(STAMP) ## a 4-image, 1-repeat benchmark without the 12 MP image (a few minutes)
+bench-quick: $(STAMP) ## 4 photos and 3 graphics, 1 repeat, no 12 MP image (a few minutes)
 	$(BIN)/python benchmarks/bench.py --quick $(BENCH_ARGS)
 
 clean:

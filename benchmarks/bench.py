@@ -9,11 +9,17 @@ per tool and k the median time, mean PSNR, total bytes and the ratios against pn
 geometric means over the images, the 12 MP mosaic, memory, start-up, a stage profile of
 ``compress_file`` and (when ``kmeanscli batch`` exists) a batch run. Progress goes to stderr.
 
+Two image sets are reported separately: the bundled photos, and graphics and images with
+transparency (logos, icons, drawn test cards and UI, an RGBA photo with a feathered alpha
+mask, a two-colour image). Errors are kmeanscli's own metric: for images with alpha, the
+premultiplied RGB plus alpha, as ``kmeanscli compress --json`` reports it.
+
 Run it with the project's virtualenv (it installs nothing)::
 
     make bench                                   # full run, updates benchmarks/RESULTS.md
     .venv/bin/python benchmarks/bench.py --quick # a few images, 1 repeat, no 12 MP image
     .venv/bin/python benchmarks/bench.py --k 16,64 --images china,coffee --no-large
+    .venv/bin/python benchmarks/bench.py --sets graphics --no-large --repeats 1
 
 pngquant and ImageMagick are programs, not Python packages: ``apt-get install pngquant
 imagemagick``. A missing one is reported on stderr and left out.
@@ -58,6 +64,7 @@ MOSAIC_SIZE = (4000, 3000)
 MOSAIC_GRID = (4, 3)  # columns, rows: twelve tiles of 1000 x 1000
 MOSAIC_NOISE = 2.0  # sigma of the Gaussian noise added to the upscaled tiles (8-bit units)
 QUICK_IMAGES = ("china", "astronaut", "coffee", "grace_hopper")
+SETS = ("photos", "graphics")
 KMEANS_MAX_WORK = 1.1e6 * 256  # pixels x k above which full KMeans is skipped (minutes)
 
 # The bundled colour photos: (name, package, path inside the package's data folder, max side)
@@ -83,8 +90,15 @@ TARGET_TIME_LARGE_VS_PNGQUANT = 0.3
 TARGET_BYTES_VS_PNGQUANT = 1.0
 TARGET_RSS_MB = 400.0
 TARGET_HELP_S = 0.3
-TARGET_COLD_S = 2.2
+TARGET_COLD_S = 0.6  # issue 13
+TARGET_COLD_S_ISSUE3 = 2.2
 TARGET_BATCH_VS_PNGQUANT = 0.7  # issue 5
+# Targets of issue 13 (a wider benchmark)
+TARGET_BYTES_EVERY_PHOTO = 0.92  # on every photo, not only on average
+TARGET_BYTES_GRAPHICS = 0.95  # geometric mean over the graphics and alpha set
+TARGET_MSE_SOFT_ALPHA = 0.95  # images with partial alpha, premultiplied error
+TARGET_TIME_RGBA_VS_PNGQUANT = 1.0
+RGBA_PHOTO = "astronaut_alpha"  # the graphics set's RGBA photo
 
 
 def log(msg: str) -> None:
@@ -98,7 +112,11 @@ def log(msg: str) -> None:
 
 @dataclass
 class BenchImage:
-    """One benchmark input: an RGB PNG file and its pixels (loaded on demand)."""
+    """One benchmark input: an RGB or RGBA PNG file and its pixels (loaded on demand).
+
+    ``group`` is the set it belongs to: ``photos``, ``graphics`` or ``large`` (the mosaic).
+    ``alpha`` is None (opaque), ``"binary"`` or ``"soft"`` (see :func:`alpha_kind`).
+    """
 
     name: str
     path: Path
@@ -107,6 +125,8 @@ class BenchImage:
     source: str
     large: bool = False
     unique_colors: int | None = None
+    group: str = "photos"
+    alpha: str | None = None
     _pixels: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -114,8 +134,9 @@ class BenchImage:
         return self.width * self.height / 1e6
 
     def pixels(self) -> np.ndarray:
+        """The pixels as kmeanscli decodes them: RGB, or RGBA when some pixel is not opaque."""
         if self._pixels is None:
-            self._pixels = read_rgb(self.path)
+            self._pixels = read_pixels(self.path)
         return self._pixels
 
     def release(self) -> None:
@@ -137,11 +158,25 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def read_pixels(path: Path) -> np.ndarray:
+    """Decode an image as kmeanscli does: (H, W, 3) uint8, or (H, W, 4) when some pixel is
+    not fully opaque (so the benchmark's error is the one ``--json`` reports)."""
+    from kmeanscli.imageio import decode
+
+    return decode(path).pixels
+
+
 def save_png(pixels: np.ndarray, path: Path) -> None:
-    """Write RGB pixels as a plain PNG (no ICC profile or other metadata), atomically."""
+    """Write RGB or RGBA pixels as a plain PNG (no ICC profile or other metadata), atomically.
+
+    RGBA pixels that are all opaque are written as RGB.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(pixels, "RGB").save(tmp, format="PNG")
+    if pixels.shape[-1] == 4 and bool((pixels[..., 3] == 255).all()):
+        pixels = pixels[..., :3]
+    mode = "RGBA" if pixels.shape[-1] == 4 else "RGB"
+    Image.fromarray(np.ascontiguousarray(pixels), mode).save(tmp, format="PNG")
     os.replace(tmp, path)
 
 
@@ -243,7 +278,286 @@ def make_mosaic(photos: Sequence[BenchImage], cache: Path) -> BenchImage:
     if not dst.exists():
         log(f"building the {MOSAIC_SIZE[0]}x{MOSAIC_SIZE[1]} mosaic from {len(photos)} photos")
         save_png(build_mosaic([p.pixels() for p in photos]), dst)
-    return BenchImage(MOSAIC_NAME, dst, *MOSAIC_SIZE, source=f"mosaic of {names}", large=True)
+    return BenchImage(
+        MOSAIC_NAME, dst, *MOSAIC_SIZE, source=f"mosaic of {names}", large=True, group="large"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The second set: graphics and images with transparency (issue 13)
+#
+# Each image is made by one small function: copied from a file that ships with an installed
+# package, or drawn here deterministically (no randomness; text in Pillow's bundled default
+# font). They are written once, as plain RGB or RGBA PNGs, to out/images/graphics-r<N>/.
+
+GRAPHICS_REVISION = 1  # bump when a drawing below changes: the cached PNGs are rebuilt
+QUICK_GRAPHICS = ("testcard256", "astronaut_alpha", "two_colours")
+
+RGB = tuple[int, int, int]
+
+
+def packaged_image(package: str, rel: str) -> np.ndarray | None:
+    """RGBA pixels of an image file shipped with ``package`` (None when it is not installed)."""
+    root = package_dir(package)
+    path = root / rel if root is not None else None
+    if path is None or not path.is_file():
+        return None
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+def _font(size: int) -> Any:
+    """Pillow's bundled default font at ``size`` pixels (the bitmap font on old Pillow)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: no sizes
+        return ImageFont.load_default()
+
+
+def _hue_ramp(width: int, height: int) -> np.ndarray:
+    """A horizontal ramp through the fully saturated hues (red, yellow, green ... red)."""
+    h = np.linspace(0.0, 6.0, width, endpoint=False)
+    channels = [np.clip(np.abs((h + shift) % 6.0 - 3.0) - 1.0, 0.0, 1.0) for shift in (0, 4, 2)]
+    row = np.rint(np.stack(channels, axis=-1) * 255).astype(np.uint8)
+    return np.repeat(row[None], height, axis=0)
+
+
+def draw_test_card(width: int, height: int) -> np.ndarray:
+    """A test card: colour bars, a grey and a hue ramp, fine line patterns, shapes and text."""
+    from PIL import ImageDraw
+
+    card = np.full((height, width, 3), 32, dtype=np.uint8)
+    y = [round(height * f) for f in (0.0, 0.35, 0.45, 0.55, 0.75, 1.0)]
+    bars: list[RGB] = [
+        (191, 191, 191),
+        (191, 191, 0),
+        (0, 191, 191),
+        (0, 191, 0),
+        (191, 0, 191),
+        (191, 0, 0),
+        (0, 0, 191),
+        (16, 16, 16),
+    ]
+    xs = np.linspace(0, width, len(bars) + 1).round().astype(int)
+    for colour, x0, x1 in zip(bars, xs[:-1], xs[1:], strict=True):
+        card[y[0] : y[1], x0:x1] = colour
+    grey = np.linspace(0, 255, width).round().astype(np.uint8)
+    card[y[1] : y[2]] = grey[None, :, None]
+    card[y[2] : y[3]] = _hue_ramp(width, y[3] - y[2])
+    # fine lines: 1-px and 2-px vertical stripes, 1-px horizontal stripes, a 1-px checkerboard
+    band = card[y[3] : y[4]]
+    q = [round(width * f) for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    cols = np.arange(width)
+    rows = np.arange(y[4] - y[3])[:, None]
+    patterns = (
+        np.broadcast_to(cols % 2 == 0, band.shape[:2]),
+        np.broadcast_to(cols // 2 % 2 == 0, band.shape[:2]),
+        np.broadcast_to(rows % 2 == 0, band.shape[:2]),
+        (rows + cols) % 2 == 0,
+    )
+    for i, on in enumerate(patterns):
+        part = band[:, q[i] : q[i + 1]]
+        part[...] = np.where(on[:, q[i] : q[i + 1], None], 255, 0)
+    im = Image.fromarray(card, "RGB")
+    draw = ImageDraw.Draw(im)
+    bottom = y[5] - y[4]
+    r = bottom // 2 - 2
+    cx, cy = width - r - 4, y[4] + bottom // 2
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(255, 255, 255), width=2)
+    draw.line((cx - r, cy, cx + r, cy), fill=(255, 64, 64), width=1)
+    draw.line((cx, cy - r, cx, cy + r), fill=(64, 255, 64), width=1)
+    for i in range(0, bottom, 4):  # diagonal hairlines
+        draw.line((4 + i, y[4] + 2, 4, y[4] + 2 + i), fill=(120, 160, 255), width=1)
+    size = max(10, height // 20)
+    draw.text((bottom + 8, y[4] + 4), f"kmeanscli {width}x{height}", font=_font(size), fill="white")
+    draw.text(
+        (bottom + 8, y[4] + 8 + size),
+        "Ag 0123456789",
+        font=_font(max(8, size * 3 // 4)),
+        fill=(255, 210, 0),
+    )
+    return np.asarray(im)
+
+
+def test_card_small() -> np.ndarray:
+    return draw_test_card(256, 256)
+
+
+def test_card_large() -> np.ndarray:
+    return draw_test_card(1024, 768)
+
+
+def draw_ui() -> np.ndarray:
+    """A flat-coloured application window: title bar, sidebar, cards, buttons and text."""
+    from PIL import ImageDraw
+
+    width, height = 640, 400
+    im = Image.new("RGB", (width, height), (245, 246, 248))
+    draw = ImageDraw.Draw(im)
+    dark: RGB = (33, 37, 41)
+    blue: RGB = (13, 110, 253)
+    draw.rectangle((0, 0, width, 31), fill=(52, 58, 64))
+    for i, colour in enumerate(((255, 95, 86), (255, 189, 46), (39, 201, 63))):
+        draw.ellipse((10 + 18 * i, 10, 22 + 18 * i, 22), fill=colour)
+    draw.text((80, 8), "Settings - kmeanscli", font=_font(14), fill="white")
+    draw.rectangle((0, 32, 149, height), fill=(230, 233, 237))
+    for i, item in enumerate(("General", "Palette", "Dithering", "Output", "About")):
+        top = 44 + 32 * i
+        if i == 1:
+            draw.rectangle((0, top - 6, 149, top + 22), fill=blue)
+        draw.text((16, top), item, font=_font(14), fill="white" if i == 1 else dark)
+    for i, (title, value) in enumerate((("Colours", "16"), ("Engine", "lloyd"))):
+        left = 170 + 230 * i
+        draw.rounded_rectangle(
+            (left, 52, left + 210, 152), radius=8, fill="white", outline=(222, 226, 230)
+        )
+        draw.text((left + 14, 64), title, font=_font(13), fill=(108, 117, 125))
+        draw.text((left + 14, 88), value, font=_font(32), fill=dark)
+    draw.rounded_rectangle((170, 176, 610, 196), radius=10, fill=(222, 226, 230))
+    draw.rounded_rectangle((170, 176, 450, 196), radius=10, fill=(25, 135, 84))
+    draw.text((176, 206), "64 % done, 12 files left", font=_font(12), fill=dark)
+    buttons = (("Save", blue), ("Delete", (220, 53, 69)), ("Cancel", (108, 117, 125)))
+    for i, (label, colour) in enumerate(buttons):
+        left = 170 + 110 * i
+        draw.rounded_rectangle((left, 340, left + 96, 372), radius=6, fill=colour)
+        draw.text((left + 48, 356), label, font=_font(14), fill="white", anchor="mm")
+    text = "Reduce images to k colours with weighted k-means. Pixels that are fully"
+    draw.text((170, 240), text, font=_font(12), fill=dark)
+    draw.text((170, 258), "transparent stay transparent.", font=_font(12), fill=dark)
+    return np.asarray(im)
+
+
+def draw_two_colours() -> np.ndarray:
+    """Exactly two colours, 256×64: stripes, blocks and aliased (not smoothed) text."""
+    from PIL import ImageDraw
+
+    navy: RGB = (0, 51, 102)
+    gold: RGB = (255, 204, 0)
+    im = Image.new("RGB", (256, 64), navy)
+    draw = ImageDraw.Draw(im)
+    draw.fontmode = "1"  # no anti-aliasing: the text adds no third colour
+    for x in range(0, 64, 4):
+        draw.line((x, 0, x, 63), fill=gold)
+    for i in range(4):
+        draw.rectangle((72 + 16 * i, 8 + 12 * i, 80 + 16 * i, 14 + 12 * i), fill=gold)
+    draw.text((140, 20), "two", font=_font(24), fill=gold)
+    return np.asarray(im)
+
+
+def astronaut_feathered() -> np.ndarray | None:
+    """scikit-image's astronaut (512×512) behind a round, feathered alpha mask.
+
+    Opaque inside 60 % of the radius, fading linearly to fully transparent at 95 %: about
+    29 % of the pixels (the corners) are fully transparent and 43 % partly. The hidden pixels
+    keep the photo's colours, as many editors leave them.
+    """
+    rgba = packaged_image("skimage", "data/astronaut.png")
+    if rgba is None:
+        return None
+    height, width = rgba.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width]
+    d = np.hypot(xx - (width - 1) / 2, yy - (height - 1) / 2) / (min(width, height) / 2)
+    alpha = np.clip((0.95 - d) / 0.35, 0.0, 1.0)
+    out = rgba.copy()
+    out[..., 3] = np.rint(alpha * 255).astype(np.uint8)
+    return out
+
+
+@dataclass(frozen=True)
+class Graphic:
+    """One image of the graphics set: its name, what it is and how to make it."""
+
+    name: str
+    what: str
+    make: Callable[[], np.ndarray | None]
+
+
+def _mpl_icon(name: str) -> Callable[[], np.ndarray | None]:
+    return lambda: packaged_image("matplotlib", f"mpl-data/images/{name}.png")
+
+
+GRAPHICS: tuple[Graphic, ...] = (
+    Graphic(
+        "skimage_logo",
+        "scikit-image's logo (`data/logo.png`, opaque)",
+        lambda: packaged_image("skimage", "data/logo.png"),
+    ),
+    Graphic(
+        "mpl_logo",
+        "matplotlib's logo (`sample_data/logo2.png`, soft edges on transparency)",
+        lambda: packaged_image("matplotlib", "mpl-data/sample_data/logo2.png"),
+    ),
+    Graphic(
+        "present",
+        "matplotlib's `sample_data/Minduka_Present_Blue_Pack.png` (a drawn icon, soft alpha)",
+        lambda: packaged_image("matplotlib", "mpl-data/sample_data/Minduka_Present_Blue_Pack.png"),
+    ),
+    Graphic("testcard256", "drawn test card: bars, ramps, fine lines, text", test_card_small),
+    Graphic("testcard", "the same test card drawn at 1024×768", test_card_large),
+    Graphic("ui", "drawn flat-colour application window with text", draw_ui),
+    Graphic(
+        "astronaut_alpha", "astronaut behind a feathered round alpha mask", astronaut_feathered
+    ),
+    Graphic("icon_home", "matplotlib toolbar icon `home.png`", _mpl_icon("home")),
+    Graphic(
+        "icon_hand", "matplotlib toolbar icon `hand.png` (mostly partial alpha)", _mpl_icon("hand")
+    ),
+    Graphic(
+        "icon_zoom48",
+        "matplotlib toolbar icon `zoom_to_rect_large.png`",
+        _mpl_icon("zoom_to_rect_large"),
+    ),
+    Graphic(
+        "icon_mpl48",
+        "matplotlib toolbar icon `matplotlib_large.png`",
+        _mpl_icon("matplotlib_large"),
+    ),
+    Graphic("two_colours", "drawn: exactly two colours", draw_two_colours),
+)
+
+
+def distinct_colors(pixels: np.ndarray) -> int:
+    """Distinct colours of an RGB or RGBA image; all fully transparent pixels count as one
+    (as they share one palette entry)."""
+    from kmeanscli.core.metrics import visible_colors
+
+    transparent = pixels.shape[-1] == 4 and bool((pixels[..., 3] == 0).any())
+    return visible_colors(pixels) + transparent
+
+
+def alpha_kind(pixels: np.ndarray) -> str | None:
+    """``"soft"`` when some pixel is partly transparent, ``"binary"`` when pixels are only
+    opaque or fully transparent, None without an alpha channel."""
+    if pixels.shape[-1] != 4:
+        return None
+    a = pixels[..., 3]
+    return "soft" if bool(((a > 0) & (a < 255)).any()) else "binary"
+
+
+def find_graphics(cache: Path, names: Sequence[str] | None = None) -> list[BenchImage]:
+    """The graphics set (made once into ``cache``); a missing package file is skipped."""
+    folder = cache / f"graphics-r{GRAPHICS_REVISION}"
+    wanted = set(names) if names else None
+    found = []
+    for g in GRAPHICS:
+        if wanted is not None and g.name not in wanted:
+            continue
+        dst = folder / f"{g.name}.png"
+        if not dst.exists():
+            pixels = g.make()
+            if pixels is None:
+                log(f"warning: {g.name}: its package file is not installed; skipped")
+                continue
+            save_png(pixels, dst)
+        img = BenchImage(g.name, dst, 0, 0, source=g.what, group="graphics")
+        px = img.pixels()
+        img.height, img.width = px.shape[:2]
+        img.alpha = alpha_kind(px)
+        img.unique_colors = distinct_colors(px)
+        found.append(img)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +565,11 @@ def make_mosaic(photos: Sequence[BenchImage], cache: Path) -> BenchImage:
 
 
 def mse(original: np.ndarray, other: np.ndarray) -> float:
-    """Mean squared error per channel in 8-bit units (kmeanscli's own metric)."""
+    """Mean squared error per channel in 8-bit units (kmeanscli's own metric).
+
+    RGBA: the colours premultiplied by their alpha, plus the alpha, over 4 channels
+    (``kmeanscli.core.metrics.squared_error_sum``); pixels transparent in both cost nothing.
+    """
     from kmeanscli.core.metrics import mse as library_mse
 
     return library_mse(original, other)
@@ -265,24 +583,42 @@ def psnr(mse_value: float) -> float:
 
 
 def output_stats(path: Path, original: np.ndarray) -> tuple[float, int, str]:
-    """MSE of a tool's output file against ``original``, its colour count and PNG mode."""
+    """MSE of a tool's output file against ``original``, its colour count and PNG mode.
+
+    The file is decoded as kmeanscli decodes its inputs (RGBA when some pixel is not opaque)
+    and scored with the library's metric, as ``kmeanscli compress --json`` and ``kmeanscli
+    compare`` do: for images with alpha, the premultiplied RGB plus alpha. The colour count
+    is that of distinct palette entries used (all fully transparent ones count as one).
+    """
+    from kmeanscli.core.metrics import same_channels
+
     with Image.open(path) as im:
         im.load()
         mode = im.mode
-        if mode == "P":
-            idx = np.asarray(im)
-            used = np.flatnonzero(np.bincount(idx.reshape(-1), minlength=256))
-            pal = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
-            if len(pal) < 256:
-                pal = np.vstack([pal, np.zeros((256 - len(pal), 3), dtype=np.uint8)])
-            colors = len(np.unique(pal[used], axis=0))
-            rgb = pal[idx]
-        else:
-            from kmeanscli.core.histogram import histogram
+        colors = palette_colors(im) if mode == "P" else None
+    written = read_pixels(path)
+    if colors is None:
+        colors = distinct_colors(written)
+    a, b = same_channels(original, written)
+    return mse(a, b), colors, mode
 
-            rgb = np.asarray(im.convert("RGB"))
-            colors = len(histogram(rgb.reshape(-1, 3)).colors)
-    return mse(original, rgb), colors, mode
+
+def palette_colors(im: Image.Image) -> int:
+    """Distinct RGBA palette entries a palette image uses (fully transparent ones count as one)."""
+    idx = np.asarray(im)
+    used = np.flatnonzero(np.bincount(idx.reshape(-1), minlength=256))
+    pal = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    rgba = np.zeros((256, 4), dtype=np.uint8)
+    rgba[: len(pal), :3] = pal[:256]
+    rgba[:, 3] = 255
+    trns = im.info.get("transparency")
+    if isinstance(trns, bytes):
+        rgba[: len(trns), 3] = np.frombuffer(trns, dtype=np.uint8)[:256]
+    elif isinstance(trns, int):
+        rgba[trns, 3] = 0
+    entries = rgba[used]
+    entries[entries[:, 3] == 0] = 0
+    return len(np.unique(entries, axis=0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,14 +743,21 @@ def imagemagick_command() -> list[str] | None:
 
 
 def _pillow_tool(key: str, label: str, method: Image.Quantize) -> Tool:
+    """Pillow's ``quantize``; RGBA inputs keep their alpha where the method allows it (fast
+    octree), median cut quantizes RGB only and is skipped on them."""
+    rgba_ok = method in (Image.Quantize.FASTOCTREE, Image.Quantize.LIBIMAGEQUANT)
+
     def run(src: Path, dst: Path, k: int) -> Timed:
         start = time.perf_counter()
         with Image.open(src) as im:
-            rgb = im.convert("RGB")
-        rgb.quantize(colors=k, method=method, dither=Image.Dither.NONE).save(dst, format="PNG")
+            im = im.convert("RGBA" if im.mode == "RGBA" and rgba_ok else "RGB")
+        im.quantize(colors=k, method=method, dither=Image.Dither.NONE).save(dst, format="PNG")
         return Timed(time.perf_counter() - start)
 
-    return Tool(key, label, run)
+    def skip(img: BenchImage, _k: int) -> str | None:
+        return None if rgba_ok or img.alpha is None else "quantizes RGB only (no alpha)"
+
+    return Tool(key, label, run, skip)
 
 
 def _kmeans_run(src: Path, dst: Path, k: int) -> Timed:
@@ -519,6 +862,10 @@ def make_tools(kmeans_max_work: float) -> tuple[list[Tool], list[str]]:
         def kmeans_skip(img: BenchImage, k: int) -> str | None:
             if img.large:
                 return "full KMeans on 12 M pixels takes many minutes"
+            if img.alpha is not None:
+                return "the full KMeans reference is RGB only"
+            if img.unique_colors is not None and img.unique_colors <= k:
+                return f"the image has only {img.unique_colors} colours"
             if img.width * img.height * k > kmeans_max_work:
                 return f"{img.megapixels:.1f} MP x k={k} is over --kmeans-max-work"
             return None
@@ -585,6 +932,14 @@ class Record:
     skipped: str | None = None
     error: str | None = None
     cached: bool = False
+    group: str | None = None  # photos, graphics or large (None in older JSON files)
+    colors_in: int | None = None  # distinct colours of the input
+    alpha: str | None = None  # the input's alpha: None, "binary" or "soft"
+
+
+def group_of(rec: Record) -> str:
+    """The set a record belongs to (JSON files from before the graphics set have no group)."""
+    return rec.group or ("large" if rec.large else "photos")
 
 
 def cache_key(img: BenchImage, tool: Tool, k: int) -> str:
@@ -610,9 +965,20 @@ def measure(
     cache_dir.mkdir(parents=True, exist_ok=True)
     for img in images:
         reps = 1 if img.large else repeats
+        if img.unique_colors is None:
+            img.unique_colors = distinct_colors(img.pixels())
         for k in ks:
             recs = {
-                t.key: Record(t.key, img.name, k, round(img.megapixels, 4), img.large)
+                t.key: Record(
+                    t.key,
+                    img.name,
+                    k,
+                    round(img.megapixels, 4),
+                    img.large,
+                    group=img.group,
+                    colors_in=img.unique_colors,
+                    alpha=img.alpha,
+                )
                 for t in tools
             }
             active: list[Tool] = []
@@ -624,8 +990,11 @@ def measure(
                 if t.cached and use_cache:
                     cfile = cache_dir / f"{cache_key(img, t, k)}.json"
                     if cfile.exists():
-                        recs[t.key] = Record(**json.loads(cfile.read_text()))
-                        recs[t.key].cached = True
+                        cached = Record(**json.loads(cfile.read_text()))
+                        cached.cached = True
+                        cached.group, cached.colors_in = img.group, img.unique_colors
+                        cached.alpha = img.alpha
+                        recs[t.key] = cached
                         continue
                 active.append(t)
             dsts = {t.key: out / "results" / t.key / f"{img.name}-k{k}.png" for t in active}
@@ -861,11 +1230,41 @@ def _ok(rec: Record | None) -> bool:
     return rec is not None and rec.seconds is not None and rec.mse is not None
 
 
-def summarize(records: Sequence[Record], tools: Sequence[Tool], large: bool) -> list[dict]:
-    """Per tool and k over the photos (or the large image): medians, means and ratios."""
-    by = {(r.tool, r.image, r.k): r for r in records if r.large == large}
-    images = sorted({r.image for r in records if r.large == large})
-    ks = sorted({r.k for r in records if r.large == large})
+def pair_ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b`` when both are positive; None when either is missing or 0 (an error of 0
+    against 0 has no ratio, and a lossless output's log-ratio would be infinite)."""
+    if a is None or b is None or a <= 0 or b <= 0:
+        return None
+    return a / b
+
+
+def image_ratios(
+    records: Sequence[Record], group: str, k: int, attr: str, tool: str, ref: str = "pngquant"
+) -> dict[str, float | None]:
+    """Per image of ``group``: ``tool``'s ``attr`` over ``ref``'s at ``k`` (see pair_ratio);
+    only images where both have a result."""
+    by = {(r.tool, r.image): r for r in records if group_of(r) == group and r.k == k}
+    out: dict[str, float | None] = {}
+    for (t, image), a in by.items():
+        b = by.get((ref, image))
+        if t == tool and _ok(a) and _ok(b):
+            out[image] = pair_ratio(getattr(a, attr), getattr(b, attr))
+    return out
+
+
+def exact_k(rec: Record) -> bool:
+    """The output has k colours, or all the input's colours when it has fewer than k."""
+    return rec.colors == min(rec.k, rec.colors_in or rec.k)
+
+
+def summarize(records: Sequence[Record], tools: Sequence[Tool], group: str) -> list[dict]:
+    """Per tool and k over the images of ``group`` (photos, graphics or large): medians,
+    means and ratios (geometric means of per-image ratios; pairs with an error of 0 are left
+    out of the error ratios and counted in ``mse_pairs``)."""
+    mine = [r for r in records if group_of(r) == group]
+    by = {(r.tool, r.image, r.k): r for r in mine}
+    images = sorted({r.image for r in mine})
+    ks = sorted({r.k for r in mine})
     rows = []
     for k in ks:
         for t in tools:
@@ -874,14 +1273,12 @@ def summarize(records: Sequence[Record], tools: Sequence[Tool], large: bool) -> 
             if not good:
                 continue
 
-            def ratio(attr: str, ref_tool: str, _k: int = k, _t: str = t.key) -> float | None:
-                pairs = []
-                for im in images:
-                    a, b = by.get((_t, im, _k)), by.get((ref_tool, im, _k))
-                    if _ok(a) and _ok(b):
-                        pairs.append(getattr(a, attr) / getattr(b, attr))
-                return geomean(pairs)
+            def ratios(attr: str, ref_tool: str, _k: int = k, _t: str = t.key) -> list[float]:
+                got = image_ratios(mine, group, _k, attr, _t, ref_tool).values()
+                return [v for v in got if v is not None]
 
+            mse_pq = ratios("mse", "pngquant")
+            finite = [r.psnr for r in good if math.isfinite(r.psnr)]
             rows.append(
                 {
                     "tool": t.key,
@@ -889,14 +1286,16 @@ def summarize(records: Sequence[Record], tools: Sequence[Tool], large: bool) -> 
                     "k": k,
                     "images": len(good),
                     "median_s": statistics.median(r.seconds for r in good),
-                    "mean_psnr": statistics.mean(r.psnr for r in good),
+                    "mean_psnr": statistics.mean(finite) if finite else math.inf,
                     "mean_mse": statistics.mean(r.mse for r in good),
+                    "lossless": sum(1 for r in good if r.mse == 0),
                     "total_bytes": sum(r.bytes for r in good),
-                    "exact_k": sum(1 for r in good if r.colors == k),
-                    "time_vs_pngquant": ratio("seconds", "pngquant"),
-                    "mse_vs_pngquant": ratio("mse", "pngquant"),
-                    "bytes_vs_pngquant": ratio("bytes", "pngquant"),
-                    "mse_vs_kmeans": ratio("mse", "kmeans"),
+                    "exact_k": sum(1 for r in good if exact_k(r)),
+                    "time_vs_pngquant": geomean(ratios("seconds", "pngquant")),
+                    "mse_vs_pngquant": geomean(mse_pq),
+                    "mse_pairs": len(mse_pq),
+                    "bytes_vs_pngquant": geomean(ratios("bytes", "pngquant")),
+                    "mse_vs_kmeans": geomean(ratios("mse", "kmeans")),
                     "rss_mb": max((r.rss_mb for r in good if r.rss_mb), default=None),
                     "cached": any(r.cached for r in good),
                 }
@@ -922,6 +1321,72 @@ def table_photos(rows: Sequence[dict], n_images: int) -> str:
             f"| {r['total_bytes']:,} | {_f(r['time_vs_pngquant'])} "
             f"| {_f(r['mse_vs_pngquant'], '{:.3f}')} | {_f(r['bytes_vs_pngquant'], '{:.3f}')} "
             f"| {_f(r['mse_vs_kmeans'], '{:.3f}')} | {r['exact_k']}/{r['images']} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def table_graphics(rows: Sequence[dict], n_images: int) -> str:
+    """The graphics set per tool and k: like the photos' table, with the lossless outputs
+    counted instead of a mean PSNR (infinite for them)."""
+    head = (
+        "| tool (version) | k | median s | lossless | total bytes | time ×pq | MSE ×pq "
+        "| bytes ×pq | MSE ×KMeans | exactly k or all |\n" + "|---" * 10 + "|\n"
+    )
+    lines = []
+    for r in rows:
+        label = r["label"] + (" ‡" if r["cached"] else "")
+        imgs = "" if r["images"] == n_images else f" ({r['images']} images)"
+        mse_pq = _f(r["mse_vs_pngquant"], "{:.3f}")
+        if r["mse_vs_pngquant"] is not None and r["mse_pairs"] < r["images"]:
+            mse_pq += f" ({r['mse_pairs']})"
+        lines.append(
+            f"| {label}{imgs} | {r['k']} | {r['median_s']:.3f} | {r['lossless']}/{r['images']} "
+            f"| {r['total_bytes']:,} | {_f(r['time_vs_pngquant'])} | {mse_pq} "
+            f"| {_f(r['bytes_vs_pngquant'], '{:.3f}')} | {_f(r['mse_vs_kmeans'], '{:.3f}')} "
+            f"| {r['exact_k']}/{r['images']} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def _ratio_cell(a: Record | None, b: Record | None, attr: str, fmt: str = "{:.2f}") -> str:
+    """One image's ratio for a table: "–" without results or for 0 against 0, "0" when only
+    ``a`` is exact, "∞" when only ``b`` is."""
+    if not (_ok(a) and _ok(b)):
+        return "–"
+    x, y = getattr(a, attr), getattr(b, attr)
+    if x <= 0 and y <= 0:
+        return "–"
+    if x <= 0:
+        return "0"
+    if y <= 0:
+        return "∞"
+    return fmt.format(x / y)
+
+
+def table_graphics_images(
+    records: Sequence[Record], images: Sequence[dict], tool: str = "kmeanscli"
+) -> str:
+    """Per image of the graphics set: ``tool`` against pngquant at every k."""
+    mine = [r for r in records if group_of(r) == "graphics"]
+    by = {(r.tool, r.image, r.k): r for r in mine}
+    ks = sorted({r.k for r in mine})
+    per_k = " | ".join(f"k={k}" for k in ks)
+    head = (
+        f"| image | size | alpha | colours | bytes ×pq {per_k} | MSE ×pq {per_k} "
+        f"| time ×pq {per_k} |\n" + "|---" * (4 + 3 * len(ks)) + "|\n"
+    )
+    lines = []
+    for meta in images:
+        name = meta["name"]
+        cells = []
+        for attr, fmt in (("bytes", "{:.3f}"), ("mse", "{:.3f}"), ("seconds", "{:.2f}")):
+            cells += [
+                _ratio_cell(by.get((tool, name, k)), by.get(("pngquant", name, k)), attr, fmt)
+                for k in ks
+            ]
+        lines.append(
+            f"| {name} | {meta['width']}×{meta['height']} | {meta.get('alpha') or 'none'} "
+            f"| {_f(meta.get('colors'), '{:,}')} | " + " | ".join(cells) + " |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -1028,20 +1493,34 @@ def table_batch(b: dict[str, Any] | None) -> str:
     return out
 
 
+def worst(ratios: dict[str, float | None]) -> tuple[str, float] | None:
+    """The image with the largest ratio (None when no ratio is defined)."""
+    defined = [(name, v) for name, v in ratios.items() if v is not None]
+    return max(defined, key=lambda item: item[1]) if defined else None
+
+
 def check_targets(
     photo_rows: Sequence[dict],
     records: Sequence[Record],
     startup: dict[str, Any] | None,
     batch: dict[str, Any] | None = None,
+    graphics_rows: Sequence[dict] = (),
 ) -> str:
-    """The targets of issues 3 (and 5: batch), each met or not, with the measured figure."""
+    """The targets of issues 3, 5 (batch) and 13 (a wider benchmark), each met or not, with
+    the measured figure."""
     checks: list[tuple[str, str, bool | None]] = []
 
-    def add(what: str, value: float | None, limit: float, fmt: str = "{:.3f}") -> None:
+    def add(
+        what: str, value: float | None, limit: float, fmt: str = "{:.3f}", note: str = ""
+    ) -> None:
         if value is None:
             checks.append((what, "not measured", None))
         else:
-            checks.append((what, fmt.format(value), value <= limit))
+            checks.append((what, fmt.format(value) + note, value <= limit))
+
+    def worst_note(ratios: dict[str, float | None]) -> str:
+        w = worst(ratios)
+        return f"; worst {w[1]:.3f} ({w[0]})" if w else ""
 
     lib = {r["k"]: r for r in photo_rows if r["tool"] == "kmeanscli"}
     for k in sorted(lib):
@@ -1057,7 +1536,7 @@ def check_targets(
             TARGET_MSE_VS_KMEANS,
         )
         add(
-            f"k={k}: time ≤ {TARGET_TIME_VS_PNGQUANT}× pngquant (photos)",
+            f"k={k}: time ≤ {TARGET_TIME_VS_PNGQUANT}× pngquant (photos, in-process)",
             r["time_vs_pngquant"],
             TARGET_TIME_VS_PNGQUANT,
         )
@@ -1092,7 +1571,8 @@ def check_targets(
             "{:.3f} s",
         )
         add(
-            f"cold `kmeanscli compress` (0.3 MP) ≤ {TARGET_COLD_S} s",
+            f"cold `kmeanscli compress` (0.3 MP) ≤ {TARGET_COLD_S} s (issue 13; issue 3 asked "
+            f"{TARGET_COLD_S_ISSUE3} s)",
             startup.get("cold_compress_s"),
             TARGET_COLD_S,
             "{:.3f} s",
@@ -1104,6 +1584,45 @@ def check_targets(
             f"batch (issue 5): time ≤ {TARGET_BATCH_VS_PNGQUANT}× pngquant",
             v,
             TARGET_BATCH_VS_PNGQUANT,
+        )
+    # issue 13: the bytes on every photo, the graphics and alpha set, the RGBA photo
+    for k in sorted({r.k for r in records if group_of(r) == "photos" and r.tool == "kmeanscli"}):
+        w = worst(image_ratios(records, "photos", k, "bytes", "kmeanscli"))
+        add(
+            f"issue 13, k={k}: bytes ≤ {TARGET_BYTES_EVERY_PHOTO}× pngquant on every photo "
+            "(the worst photo)",
+            w[1] if w else None,
+            TARGET_BYTES_EVERY_PHOTO,
+            note=f" ({w[0]})" if w else "",
+        )
+    graphics = {r["k"]: r for r in graphics_rows if r["tool"] == "kmeanscli"}
+    for k in sorted(graphics):
+        add(
+            f"issue 13, k={k}: bytes ≤ {TARGET_BYTES_GRAPHICS}× pngquant, graphics and alpha set "
+            "(geometric mean)",
+            graphics[k]["bytes_vs_pngquant"],
+            TARGET_BYTES_GRAPHICS,
+            note=worst_note(image_ratios(records, "graphics", k, "bytes", "kmeanscli")),
+        )
+    soft = {r.image for r in records if group_of(r) == "graphics" and r.alpha == "soft"}
+    for k in sorted(graphics) if soft else ():
+        got = image_ratios(records, "graphics", k, "mse", "kmeanscli")
+        got = {name: v for name, v in got.items() if name in soft}
+        defined = [v for v in got.values() if v is not None]
+        add(
+            f"issue 13, k={k}: error ≤ {TARGET_MSE_SOFT_ALPHA}× pngquant, images with soft alpha "
+            "(premultiplied RGB + alpha; geometric mean)",
+            geomean(defined),
+            TARGET_MSE_SOFT_ALPHA,
+            note=f" over {len(defined)} of {len(got)}" + worst_note(got),
+        )
+    rgba = image_ratios(records, "graphics", 256, "seconds", "kmeanscli").get(RGBA_PHOTO)
+    if any(r.image == RGBA_PHOTO and r.k == 256 for r in records):
+        add(
+            f"issue 13, k=256: time ≤ {TARGET_TIME_RGBA_VS_PNGQUANT}× pngquant, RGBA photo "
+            f"({RGBA_PHOTO}, in-process)",
+            rgba,
+            TARGET_TIME_RGBA_VS_PNGQUANT,
         )
     out = "| target | measured | met |\n|---|---|---|\n"
     for what, value, ok in checks:
@@ -1138,10 +1657,13 @@ def render(
     """The Markdown report.
 
     ``meta`` holds: date (ISO), minutes, command, machine, versions, repeats, photos
-    ([name, megapixels] pairs), large (width, height, unique_colors, or None), no_batch.
+    ([name, megapixels] pairs), graphics (dicts of name, what, width, height, alpha, colors;
+    absent in older files), large (width, height, unique_colors, or None), no_batch.
     """
     m = meta["machine"]
-    photo_rows = summarize(records, tools, large=False)
+    photo_rows = summarize(records, tools, "photos")
+    graphics = meta.get("graphics") or []
+    graphics_rows = summarize(records, tools, "graphics")
     ver = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     photos = meta["photos"]
     mp = [p[1] for p in photos]
@@ -1182,11 +1704,13 @@ def render(
             {
                 f"{r.image} k={r.k}"
                 for r in records
-                if r.skipped and not r.large and r.tool == "kmeans"
+                if r.skipped and group_of(r) == "photos" and r.tool == "kmeans"
             }
         )
         if skipped:
             parts.append(f"Full KMeans skipped (too slow): {', '.join(skipped)}.\n")
+    if graphics:
+        parts += render_graphics(meta, graphics, graphics_rows, records)
     if large is not None:
         colours = large.get("unique_colors")
         parts += [
@@ -1208,10 +1732,46 @@ def render(
     if not meta.get("no_batch"):
         parts += ["### Batch (issue 5)\n", table_batch(batch)]
     parts += [
-        "### Targets of issue 3 (kmeanscli `compress_file`; the CLI for memory and start-up)\n",
-        check_targets(photo_rows, records, startup, batch),
+        "### Targets of issues 3, 5 and 13 (kmeanscli `compress_file`; the CLI for memory and "
+        "start-up)\n",
+        check_targets(photo_rows, records, startup, batch, graphics_rows),
     ]
     return "\n".join(parts)
+
+
+def render_graphics(
+    meta: dict[str, Any],
+    graphics: Sequence[dict],
+    rows: Sequence[dict],
+    records: Sequence[Record],
+) -> list[str]:
+    """The graphics and alpha set's part of the report: what the images are, the table per
+    tool and k, and kmeanscli against pngquant per image."""
+    listing = "; ".join(
+        f"{g['name']} ({g['width']}×{g['height']}"
+        + (f", {g['alpha']} alpha" if g.get("alpha") else "")
+        + f", {g['colors']:,} colours): {g['what']}"
+        for g in graphics
+    )
+    alpha = sum(1 for g in graphics if g.get("alpha"))
+    return [
+        f"### Graphics and images with transparency ({len(graphics)} images, {alpha} with alpha)\n",
+        f"{listing}.\n",
+        f"Times are the median of {meta['repeats']} runs per image, as for the photos. The "
+        "error of an image with alpha is kmeanscli's own (the `mse` of `--json`): the colours "
+        "premultiplied by their alpha, plus the alpha, per channel; pixels transparent in both "
+        "images cost nothing. `lossless`: outputs with an error of 0 (the image has at most k "
+        "colours and the tool kept them all). MSE ratios leave out the images where either "
+        "error is 0 (0 against 0 has no ratio); the number of images left is in brackets when "
+        "some were left out. `exactly k or all`: outputs with k colours, or with all the "
+        "input's colours when it has fewer (a fully transparent entry counts as one colour, as "
+        "it is one of the k palette entries). Full KMeans is skipped on images with alpha and "
+        "where k is at least the number of colours.\n",
+        table_graphics(rows, len(graphics)),
+        "kmeanscli `compress_file` against pngquant per image (– : no ratio, 0 against 0; 0: "
+        "kmeanscli lossless and pngquant not; ∞: the other way round):\n",
+        table_graphics_images(records, graphics),
+    ]
 
 
 def update_results(path: Path, report: str) -> None:
@@ -1249,8 +1809,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma-separated k values (default: %(default)s)",
     )
     p.add_argument(
+        "--sets",
+        default=",".join(SETS),
+        help="comma-separated image sets (default: %(default)s): photos (with the 12 MP "
+        "mosaic and the batch case) and graphics (graphics and images with transparency)",
+    )
+    p.add_argument(
         "--images",
-        help="comma-separated photo names (default: all): " + ",".join(n for n, *_ in PHOTOS),
+        help="comma-separated image names of the sets run (default: all): "
+        + ",".join([*(n for n, *_ in PHOTOS), *(g.name for g in GRAPHICS)]),
     )
     p.add_argument(
         "--tools",
@@ -1268,7 +1835,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help=f"only {','.join(QUICK_IMAGES)}, 1 repeat, no 12 MP image, no batch",
+        help=f"only {','.join([*QUICK_IMAGES, *QUICK_GRAPHICS])}, 1 repeat, no 12 MP image, "
+        "no batch",
     )
     p.add_argument("--no-large", action="store_true", help="skip the 12 MP mosaic")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up timings")
@@ -1319,9 +1887,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.repeats = 1 if args.quick else 3
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
+    args.set_list = [x.strip() for x in args.sets.split(",") if x.strip()]
+    if not args.set_list or set(args.set_list) - set(SETS):
+        p.error(f"--sets: choose from {', '.join(SETS)}; got {args.sets}")
     if args.quick:
         args.no_large = args.no_batch = True
-    known = {n for n, *_ in PHOTOS}
+    if "photos" not in args.set_list:  # the mosaic and the batch case are made of the photos
+        args.no_large = args.no_batch = True
+    known = {n for n, *_ in PHOTOS} | {g.name for g in GRAPHICS}
     args.image_list = None
     if args.images:
         args.image_list = [x.strip() for x in args.images.split(",") if x.strip()]
@@ -1329,7 +1902,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if unknown:
             p.error(f"--images: unknown {', '.join(sorted(unknown))}")
     elif args.quick:
-        args.image_list = list(QUICK_IMAGES)
+        args.image_list = [*QUICK_IMAGES, *QUICK_GRAPHICS]
     args.command_line = shlex.join(["benchmarks/bench.py", *(argv or sys.argv[1:])])
     return args
 
@@ -1339,7 +1912,8 @@ def rerender(path: Path) -> tuple[str, str]:
     data = json.loads(path.read_text())
     records = [Record(**r) for r in data["records"]]
     labels = dict(data.get("tools") or [])
-    for row in (*data.get("summary_photos", []), *data.get("summary_large", [])):
+    summaries = ("summary_photos", "summary_graphics", "summary_large")
+    for row in (row for key in summaries for row in data.get(key, [])):
         labels.setdefault(row["tool"], row["label"])
     keys = list(dict.fromkeys([*labels, *(r.tool for r in records)]))
     tools = [Tool(key, labels.get(key, key), _no_run) for key in keys]
@@ -1378,10 +1952,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         tools = [t for t in tools if t.key in wanted]
     versions = tool_versions()
 
-    all_photos = find_photos(inputs)
-    photos = [p for p in all_photos if args.image_list is None or p.name in args.image_list]
-    if not photos:
-        log("no photos found: install the project with `make install`")
+    all_photos = find_photos(inputs)  # the mosaic, start-up and batch are made of these
+    photos = [
+        p
+        for p in all_photos
+        if "photos" in args.set_list and (args.image_list is None or p.name in args.image_list)
+    ]
+    graphics = find_graphics(inputs, args.image_list) if "graphics" in args.set_list else []
+    if not photos and not graphics:
+        log("no images to run: install the project with `make install`, or check --sets/--images")
         return 1
     large = None
     if not args.no_large:
@@ -1391,20 +1970,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         del flat
 
     # Warm up in-process tools (imports, first-call costs) on a small image, untimed.
+    # An image with alpha too: kmeanscli's alpha path has first-call costs of its own.
     warm = out / "results" / "warmup.png"
     warm.parent.mkdir(parents=True, exist_ok=True)
+    firsts = [*photos[:1], *graphics[:1], *[g for g in graphics if g.alpha][:1]]
     for t in tools:
         if t.key in ("kmeanscli", "kmeans") or t.key.startswith("pillow"):
-            with contextlib.suppress(Exception):
-                t.run(photos[0].path, warm, 16)
+            for img in firsts:
+                if t.skip(img, 16) is None:
+                    with contextlib.suppress(Exception):
+                        t.run(img.path, warm, 16)
 
-    images = [*photos, *([large] if large is not None else [])]
+    images = [*photos, *graphics, *([large] if large is not None else [])]
     records = measure(tools, images, args.ks, args.repeats, out, not args.no_cache)
 
     startup = None
     if not args.no_startup:
         log("start-up timings")
-        china = next((p for p in all_photos if p.name == "china"), photos[0])
+        first = all_photos[0] if all_photos else None
+        china = next((p for p in all_photos if p.name == "china"), first)
         startup = measure_startup(china, out)
     batch = None if args.no_batch else measure_batch(all_photos, out)
 
@@ -1416,6 +2000,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": versions,
         "repeats": args.repeats,
         "photos": [[p.name, round(p.megapixels, 4)] for p in photos],
+        "graphics": [
+            {
+                "name": g.name,
+                "what": g.source,
+                "width": g.width,
+                "height": g.height,
+                "alpha": g.alpha,
+                "colors": g.unique_colors,
+            }
+            for g in graphics
+        ],
         "large": None
         if large is None
         else {"width": large.width, "height": large.height, "unique_colors": large.unique_colors},
@@ -1430,8 +2025,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {
             **meta,
             "records": [asdict(r) for r in records],
-            "summary_photos": summarize(records, tools, large=False),
-            "summary_large": summarize(records, tools, large=True),
+            "summary_photos": summarize(records, tools, "photos"),
+            "summary_graphics": summarize(records, tools, "graphics"),
+            "summary_large": summarize(records, tools, "large"),
             "startup": startup,
             "batch": batch,
         }

@@ -229,3 +229,100 @@ def test_report_ratios_are_geometric_means_over_images(bench, tmp_path):
     assert "| k=16: MSE ≤ 0.93× pngquant | 0.600 | yes |" in report
     assert "| k=16: bytes ≤ 1.0× pngquant | 0.995 | yes |" in report
     assert "Run 2026-01-02 03:04 UTC, 1 min" in report
+
+
+def test_graphics_are_drawn_deterministically(bench):
+    card = bench.draw_test_card(256, 256)
+    assert card.shape == (256, 256, 3) and card.dtype == np.uint8
+    assert np.array_equal(card, bench.draw_test_card(256, 256))
+    assert bench.distinct_colors(card) > 256  # the ramps, the anti-aliased text
+    two = bench.draw_two_colours()
+    assert two.shape == (64, 256, 3) and bench.distinct_colors(two) == 2
+    ui = bench.draw_ui()
+    assert ui.shape == (400, 640, 3) and np.array_equal(ui, bench.draw_ui())
+    assert {g.name for g in bench.GRAPHICS} >= set(bench.QUICK_GRAPHICS)
+
+
+def test_feathered_astronaut_has_soft_and_transparent_pixels(bench):
+    pytest.importorskip("skimage")
+    rgba = bench.astronaut_feathered()
+    alpha = rgba[..., 3]
+    assert rgba.shape == (512, 512, 4)
+    assert alpha[256, 256] == 255 and alpha[0, 0] == 0
+    assert 0.25 < (alpha == 0).mean() < 0.35 and ((alpha > 0) & (alpha < 255)).mean() > 0.3
+    assert bench.alpha_kind(rgba) == "soft" and bench.alpha_kind(rgba[..., :3]) is None
+
+
+def test_output_stats_scores_alpha_premultiplied_as_the_library(bench, tmp_path):
+    import kmeanscli
+
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[:2] = (200, 100, 50, 255)
+    rgba[2, :] = (10, 20, 30, 128)
+    rgba[3, :] = (99, 99, 99, 0)  # hidden colour: free when the output is transparent too
+    path = tmp_path / "in.png"
+    bench.save_png(rgba, path)
+    original = bench.read_pixels(path)
+    assert original.shape == (4, 4, 4)
+    out = tmp_path / "out.png"
+    kmeanscli.compress_file(path, out, kmeanscli.QuantizeOptions(k=3), force=True)
+    error, colors, mode = bench.output_stats(out, original)
+    assert (error, colors, mode) == (0.0, 3, "P")
+    shifted = original.copy()
+    shifted[2, 0, 0] += 4  # seen through alpha 128: (4 * 128 / 255)^2 over 64 channels
+    error = bench.output_stats(out, shifted)[0]
+    assert error == pytest.approx((4 * 128 / 255) ** 2 / 64)
+    assert error == kmeanscli.mse(shifted, bench.read_pixels(out))
+    # an opaque RGBA array is written as RGB
+    bench.save_png(rgba[:2], path)
+    with Image.open(path) as im:
+        assert im.mode == "RGB"
+
+
+def test_zero_errors_give_no_ratio_and_no_crash(bench):
+    def rec(tool, image, mse, size, colors_in=2):
+        return bench.Record(
+            tool,
+            image,
+            16,
+            0.02,
+            False,
+            seconds=0.01,
+            times=[0.01],
+            mse=mse,
+            psnr=bench.psnr(mse),
+            bytes=size,
+            colors=min(16, colors_in),
+            mode="P",
+            group="graphics",
+            colors_in=colors_in,
+            alpha="soft",
+        )
+
+    records = [
+        rec("pngquant", "two", 0.0, 200),
+        rec("kmeanscli", "two", 0.0, 250),
+        rec("pngquant", "icon", 4.0, 100, 50),
+        rec("kmeanscli", "icon", 2.0, 90, 50),
+    ]
+    tools = [bench.Tool("kmeanscli", "km", bench._no_run), bench.Tool("pngquant", "pq", None)]
+    rows = bench.summarize(records, tools, "graphics")
+    km = next(r for r in rows if r["tool"] == "kmeanscli")
+    assert km["mse_vs_pngquant"] == pytest.approx(0.5) and km["mse_pairs"] == 1
+    assert km["bytes_vs_pngquant"] == pytest.approx((1.25 * 0.9) ** 0.5)
+    assert km["lossless"] == 1 and km["exact_k"] == 2
+    assert bench.summarize(records, tools, "photos") == []
+    table = bench.table_graphics_images(
+        records,
+        [
+            {"name": "two", "width": 256, "height": 64, "alpha": None, "colors": 2},
+            {"name": "icon", "width": 24, "height": 24, "alpha": "soft", "colors": 50},
+        ],
+    )
+    assert "| two | 256×64 | none | 2 | 1.250 | – | 1.00 |" in table
+    assert "| icon | 24×24 | soft | 50 | 0.900 | 0.500 | 1.00 |" in table
+    targets = bench.check_targets([], records, None, None, rows)
+    assert (
+        "graphics and alpha set (geometric mean) | 1.061; worst 1.250 (two) | **no** |" in targets
+    )
+    assert "soft alpha (premultiplied RGB + alpha; geometric mean) | 0.500 over 1 of 2" in targets
