@@ -313,6 +313,7 @@ class _Compression:
         if not isinstance(src, (str, os.PathLike, bytes)):
             src = src.read()  # a stream is read once; an animation needs its bytes again
         self.animation = None
+        self.dpi: tuple[float, float] | None = None
         try:
             decoded = decode(src, max_pixels=self.max_pixels, name=self.label)
             self.bytes_in, self.pixels, self.icc = (
@@ -320,6 +321,7 @@ class _Compression:
                 decoded.pixels,
                 decoded.icc_profile,
             )
+            self.dpi = decoded.dpi
         except AnimatedInputError as exc:
             from .animation import check_animation_output, decode_animation
 
@@ -404,6 +406,7 @@ class _Compression:
                 icc_profile=icc,
                 optimize=self.optimize,
                 keep_palette=self.options.palette_given,
+                dpi=None if self.strip else self.dpi,
             )
             if self.fmt == "PNG":  # the report follows the file's palette order
                 order = png_palette_order(self.data, self.result.palette)
@@ -542,7 +545,7 @@ def compress_file(
     force : bool
         Overwrite an existing output file.
     strip : bool
-        Drop the ICC profile instead of copying it.
+        Drop the ICC profile and the resolution (dpi) instead of copying them.
     optimize : int, optional
         PNG compression level, 0 (zlib, fastest), 1 (libdeflate) or 2 (libdeflate and row
         filters, smallest); default: 1 below 4 MP, 0 from there

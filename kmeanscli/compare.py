@@ -180,13 +180,19 @@ def _row(
     seconds: float,
     bytes_in: int,
     icc_profile: bytes | None,
+    dpi: tuple[float, float] | None = None,
     optimize: int | None = None,
     keep_palette: bool = False,
     engine: str | None = None,
 ) -> CompareRow:
     started = time.perf_counter()
     data, _ = encode(
-        result, "PNG", icc_profile=icc_profile, optimize=optimize, keep_palette=keep_palette
+        result,
+        "PNG",
+        icc_profile=icc_profile,
+        dpi=dpi,
+        optimize=optimize,
+        keep_palette=keep_palette,
     )
     seconds += time.perf_counter() - started
     image = result.image()
@@ -247,11 +253,12 @@ class _Runs:
         pixels: np.ndarray,
         options: QuantizeOptions,
         icc: bytes | None,
+        dpi: tuple[float, float] | None,
         optimize: int | None,
         step,
     ):
         self.pixels, self.options, self.icc, self.step = pixels, options, icc, step
-        self.optimize = optimize
+        self.dpi, self.optimize = dpi, optimize
         self.prepared = prepare(pixels)  # the colour histogram, counted once for every k
         self.done: dict[tuple[str, int], tuple[QuantizeResult, float]] = {}
 
@@ -291,6 +298,7 @@ class _Runs:
             seconds=seconds,
             bytes_in=bytes_in,
             icc_profile=self.icc,
+            dpi=self.dpi,
             optimize=self.optimize,
             keep_palette=self.options.palette_given,
             engine=engine,
@@ -341,7 +349,7 @@ def compare_k(
         The mini-batch size of every ``minibatch`` fit (the ``minibatch`` method's, and the
         ``kmeans`` rows' with ``options.engine="minibatch"``); an error when none runs.
     strip : bool
-        Encode without the input's ICC profile (as ``compress --strip``).
+        Encode without the input's ICC profile and resolution (as ``compress --strip``).
     optimize : int, optional
         PNG compression level of every row, as :func:`kmeanscli.compress_file`'s.
     max_pixels : int, optional
@@ -391,7 +399,14 @@ def compare_k(
     pixels = decoded.pixels
     height, width = pixels.shape[:2]
     notes: list[str] = []
-    runs = _Runs(pixels, options, None if strip else decoded.icc_profile, optimize, step)
+    runs = _Runs(
+        pixels,
+        options,
+        None if strip else decoded.icc_profile,
+        None if strip else decoded.dpi,
+        optimize,
+        step,
+    )
 
     found: SearchResult | None = None
     target_error: str | None = None

@@ -80,7 +80,7 @@ class DecodedImage:
     ``pixels`` is ``uint8`` of shape (H, W, 3) or (H, W, 4); it has an alpha channel only
     when some pixel is not fully opaque. ``icc_profile`` is an RGB ICC profile to carry over
     (None when absent or not RGB). ``mode`` and ``format`` describe the source; ``bytes_in``
-    is its size in bytes.
+    is its size in bytes. ``dpi`` is the resolution (x, y) the file states, if any.
     """
 
     pixels: np.ndarray
@@ -88,6 +88,16 @@ class DecodedImage:
     mode: str
     format: str | None
     bytes_in: int
+    dpi: tuple[float, float] | None = None
+
+
+def _dpi(value: object) -> tuple[float, float] | None:
+    """A resolution worth copying: two positive finite numbers, else None."""
+    try:
+        x, y = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if 0 < x < 1e6 and 0 < y < 1e6 else None
 
 
 def default_max_pixels() -> int:
@@ -204,7 +214,11 @@ def decode(
             img.load()
             fmt = img.format
             icc = rgb_profile(img.info.get("icc_profile"))
+            dpi = _dpi(img.info.get("dpi"))
+            size = img.size
             img = ImageOps.exif_transpose(img)
+            if dpi is not None and img.size != size:  # turned a quarter: so is the resolution
+                dpi = (dpi[1], dpi[0])
             mode = img.mode
             pixels = _pixels_of(img)
         except UnidentifiedImageError as exc:
@@ -231,7 +245,9 @@ def decode(
             Image.MAX_IMAGE_PIXELS = old_limit
     if pixels.size == 0:
         raise InputError(f"{label}: the image has no pixels")
-    return DecodedImage(pixels=pixels, icc_profile=icc, mode=mode, format=fmt, bytes_in=len(data))
+    return DecodedImage(
+        pixels=pixels, icc_profile=icc, mode=mode, format=fmt, bytes_in=len(data), dpi=dpi
+    )
 
 
 def decode_error_reason(exc: BaseException) -> str:
@@ -305,6 +321,7 @@ def encode(
     icc_profile: bytes | None = None,
     optimize: int | None = None,
     keep_palette: bool = False,
+    dpi: tuple[float, float] | None = None,
 ) -> tuple[bytes, list[str]]:
     """Encode a quantized image; returns the file's bytes and warnings for the user.
 
@@ -316,7 +333,8 @@ def encode(
     ``optimize`` is the PNG compression level (see :func:`png_level`; None: by image size).
     At levels 1 and 2 oxipng may sort the palette and drop unused entries
     (:func:`png_palette_order` tells how), unless ``keep_palette``: a palette the user gave
-    is written as given.
+    is written as given. ``dpi`` is written where the format has a place for it (PNG's
+    ``pHYs``, JPEG, TIFF, BMP).
     """
     from PIL import Image
 
@@ -335,6 +353,8 @@ def encode(
         info = PngInfo()
         info.add(b"sRGB", b"\x00")  # rendering intent: perceptual
         kwargs["pnginfo"] = info
+    if dpi is not None and fmt in ("PNG", "JPEG", "TIFF", "BMP"):
+        kwargs["dpi"] = dpi
 
     if fmt == "PNG":
         img = _palette_image(result)

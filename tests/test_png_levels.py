@@ -167,3 +167,24 @@ def test_bytes_do_not_depend_on_the_thread_count(tmp_path: Path, level: int) -> 
     assert one == four
     with Image.open(io.BytesIO((tmp_path / "one.png").read_bytes())) as img:
         assert img.mode == "P" and img.size == (1280, 960)
+
+
+@pytest.mark.parametrize("source", ["png", "jpg"])
+def test_the_resolution_is_kept_unless_stripped(tmp_path: Path, cli, source: str) -> None:
+    src = tmp_path / f"in.{source}"
+    Image.fromarray(synthetic(60, 40, seed=8)).save(src, dpi=(300, 150))
+    for level in ("0", "1", "2"):
+        out = tmp_path / f"o{level}.png"
+        r = cli("compress", src, "-k", "8", "-o", out, "-O", level, "-q")
+        assert r.code == 0, r.stderr
+        with Image.open(out) as img:
+            assert [round(v) for v in img.info["dpi"]] == [300, 150]
+    assert (
+        compare_k(src, [8], QuantizeOptions(), optimize=1).rows[0].png
+        == (tmp_path / "o1.png").read_bytes()
+    )
+    stripped = tmp_path / "s.png"
+    assert cli("compress", src, "-k", "8", "-o", stripped, "--strip", "-q").code == 0
+    with Image.open(stripped) as img:
+        assert "dpi" not in img.info
+    assert b"pHYs" not in stripped.read_bytes()

@@ -117,7 +117,9 @@ Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existin
 Strip = Annotated[
     bool,
     typer.Option(
-        "--strip", rich_help_panel=FILES, help="Drop the ICC colour profile instead of copying it."
+        "--strip",
+        rich_help_panel=FILES,
+        help="Drop the ICC colour profile and the resolution (dpi) instead of copying them.",
     ),
 ]
 Optimize = Annotated[
