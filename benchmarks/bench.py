@@ -783,7 +783,7 @@ def make_tools(kmeans_max_work: float) -> tuple[list[Tool], list[str]]:
     warnings: list[str] = []
     tools: list[Tool] = []
 
-    def lib_runner(engine: str) -> Callable[[Path, Path, int], Timed]:
+    def lib_runner(engine: str, optimize: int | None = None) -> Callable[[Path, Path, int], Timed]:
         def lib_run(src: Path, dst: Path, k: int) -> Timed:
             marks: list[tuple[str, float]] = []
             start = time.perf_counter()
@@ -792,6 +792,7 @@ def make_tools(kmeans_max_work: float) -> tuple[list[Tool], list[str]]:
                 dst,
                 kmeanscli.QuantizeOptions(k=k, engine=engine),
                 force=True,
+                optimize=optimize,
                 progress=lambda stage: marks.append((stage, time.perf_counter())),
             )
             end = time.perf_counter()
@@ -801,6 +802,16 @@ def make_tools(kmeans_max_work: float) -> tuple[list[Tool], list[str]]:
 
     version = kmeanscli.__version__
     tools.append(Tool("kmeanscli", f"kmeanscli {version} `compress_file`", lib_runner("lloyd")))
+    tools.append(  # the fastest PNG encoder (zlib): what the default's bytes cost in time
+        Tool(
+            "kmeanscli-o0",
+            f"kmeanscli {version} `compress_file`, `optimize=0` (zlib)",
+            lib_runner("lloyd", 0),
+            skip=lambda img, _k: (
+                "the 12 MP image is written at level 0 anyway" if img.large else None
+            ),
+        )
+    )
     tools.append(
         Tool(
             "kmeanscli-minibatch",
