@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .histogram import space_values
-from .kmeans import NearestSearch, search_threads
+from .kmeans import NearestSearch
 
 __all__ = ["exact_palette", "isin_rows"]
 
@@ -77,7 +77,7 @@ def exact_palette(
     if n_lock:
         free = free[~isin_rows(free, locked)]
     w = np.asarray(weights, dtype=np.float64)
-    with NearestSearch(values, threads=search_threads()) as search:
+    with NearestSearch(values, threads=None) as search:  # threads for many colours
         while True:
             palette = np.concatenate([locked, free])
             labels, sqdist = search.exact(palette if rgb else space_values(palette, space))

@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _THREADED_MIN_WORK = 1 << 20  # points x centres below which the search keeps to one thread
+_EXACT_THREADED_MIN_WORK = 1 << 24  # ... the exact one (called once or twice: its set-up
+# of threads and BLAS limits, ~2 ms, outweighs the gain below 65k colours x 256 centres)
 _KDTREE_CHUNK = 1 << 18  # points per KD-tree query (points of a perceptual space)
 _DRAW_BLOCK = 128  # points per block of k-means++'s draws
 _MAX_THREADS = 2  # threads sharing the Lloyd search's blocks (the result does not depend on it)
@@ -72,8 +74,9 @@ def _kdtree(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _block_size(k: int) -> int:
-    """Points per block: about 2**20 distances (4 MB), from 512 to 8192 points."""
-    return int(min(8192, max(512, (1 << 20) // max(k, 1) // 4 * 4)))
+    """Points per block: 2**19 distances (2 MB), from 512 to 4096 points (enough blocks
+    for two threads to share evenly on the coarsest levels)."""
+    return min(4096, max(512, (1 << 19) // max(k, 1)))
 
 
 class NearestSearch:
@@ -93,9 +96,9 @@ class NearestSearch:
     ``KMeans``). Use as a context manager (it may hold a thread pool).
     """
 
-    def __init__(self, points: np.ndarray, *, threads: int = 1) -> None:
+    def __init__(self, points: np.ndarray, *, threads: int | None = 1) -> None:
         self.points = points
-        self.threads = threads
+        self.threads = threads  # None: search_threads(), asked when a search is big enough
         self.x = np.ascontiguousarray(points, dtype=np.float32)
         self._xa: np.ndarray | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -118,15 +121,18 @@ class NearestSearch:
         if not integer:
             return _kdtree(self.points, centers)
         sqdist = np.empty(len(self.x), dtype=np.float32)
-        with _blas_limit(self.threads):
-            labels = self._search(centers, sqdist)
+        pool = self._pool_for(len(centers), _EXACT_THREADED_MIN_WORK)
+        with _blas_limit(1 if pool is None else int(self.threads or 1)):
+            labels = self._search(centers, sqdist, pool)
         return labels, sqdist.astype(np.float64)
 
     def labels(self, centers: np.ndarray) -> np.ndarray:
         """Labels of the nearest centres by float32 distances, for the Lloyd steps."""
-        return self._search(centers, None)
+        return self._search(centers, None, self._pool_for(len(centers), _THREADED_MIN_WORK))
 
-    def _search(self, centers: np.ndarray, sqdist: np.ndarray | None) -> np.ndarray:
+    def _search(
+        self, centers: np.ndarray, sqdist: np.ndarray | None, pool: ThreadPoolExecutor | None
+    ) -> np.ndarray:
         c = np.asarray(centers, dtype=np.float32)
         k = len(c)
         if self._xa is None:
@@ -149,15 +155,21 @@ class NearestSearch:
                 sqdist[start : start + len(d)] = np.maximum(best, 0.0)
 
         starts = range(0, len(xa), size)
-        if self.threads <= 1 or len(xa) * k < _THREADED_MIN_WORK:
-            for start in starts:
-                block(start)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads)
-            for _ in self._pool.map(block, starts):
-                pass
+        for _ in map(block, starts) if pool is None else pool.map(block, starts):
+            pass
         return out
+
+    def _pool_for(self, k: int, min_work: int) -> ThreadPoolExecutor | None:
+        """The thread pool for a search against ``k`` centres, or None for one thread."""
+        if len(self.x) * k < min_work:
+            return None
+        if self.threads is None:
+            self.threads = search_threads()
+        if self.threads <= 1:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads)
+        return self._pool
 
 
 def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +272,8 @@ def lloyd(
     w = weights.astype(np.float64)
     c = centers.astype(np.float64)
     previous: np.ndarray | None = None
-    with NearestSearch(points, threads=threads) as search, _blas_limit(threads):
+    big = len(points) * k >= _THREADED_MIN_WORK  # else the search keeps to one thread
+    with NearestSearch(points, threads=threads) as search, _blas_limit(threads if big else 1):
         x = search.x
         weighted = [w * x[:, j] for j in range(x.shape[1])]
         labels = np.zeros(len(x), dtype=np.intp)
