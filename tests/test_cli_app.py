@@ -214,9 +214,10 @@ def test_interrupt_while_writing_leaves_nothing(
 
 @pytest.fixture(scope="module")
 def big_png(tmp_path_factory) -> Path:
-    """A 1500x1500 noise image (2.1 M distinct colours): seconds of work at k=256."""
+    """A 3000x3000 noise image (about 7 M distinct colours): seconds of work at k=256 (a
+    1500x1500 one took 0.65 s, under the second of CPU that marks the fit below)."""
     rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (1500, 1500, 3), dtype=np.uint8)
+    pixels = rng.integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
     path = tmp_path_factory.mktemp("big") / "big.png"
     path.write_bytes(png_bytes(pixels, compress_level=0))
     return path

@@ -443,7 +443,7 @@ def test_same_result_whatever_the_thread_count() -> None:
         np.testing.assert_array_equal(r.indices, results[0].indices)
 
 
-@pytest.mark.parametrize("k", [20, 150])  # packed nearest-centre search, then argmin
+@pytest.mark.parametrize("k", [20, 150])  # few and many centres
 def test_lloyd_same_result_whatever_the_thread_count(k: int) -> None:
     """The Lloyd steps run in numpy blocks over threads: the centres must not change."""
     rng = np.random.default_rng(11)
@@ -468,6 +468,21 @@ def test_quantize_same_bytes_whatever_the_blas_thread_limit() -> None:
     np.testing.assert_array_equal(results[0].palette, results[1].palette)
     np.testing.assert_array_equal(results[0].indices, results[1].indices)
     assert results[0].colors == 24
+
+
+def test_k_256_same_bytes_whatever_the_blas_thread_limit() -> None:
+    """At k = 256 the Lloyd steps and the exact assignment share their blocks over threads:
+    exactly 256 colours, and the same palette and indices on one thread or two."""
+    from threadpoolctl import threadpool_limits
+
+    pixels = np.random.default_rng(13).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            results.append(quantize(pixels, 256, seed=0))
+    np.testing.assert_array_equal(results[0].palette, results[1].palette)
+    np.testing.assert_array_equal(results[0].indices, results[1].indices)
+    assert results[0].colors == 256 and (results[0].counts > 0).all()
 
 
 @pytest.mark.parametrize("k", [12, 160])
@@ -509,7 +524,7 @@ def test_kmeans_plusplus_picks_scikit_learns_centres(k: int) -> None:
         np.testing.assert_array_equal(ours, theirs.astype(np.float32))
 
 
-@pytest.mark.parametrize("k_extra", [0, 70])  # packed search (3 centres), argmin (73)
+@pytest.mark.parametrize("k_extra", [0, 70])  # 3 and 73 centres
 def test_lloyd_moves_an_empty_centre_to_the_worst_served_point(k_extra: int) -> None:
     rng = np.random.default_rng(8)
     near = rng.normal((40, 40, 40), 2, (300, 3))
@@ -525,20 +540,25 @@ def test_lloyd_moves_an_empty_centre_to_the_worst_served_point(k_extra: int) -> 
     assert float(np.dot(sqdist, weights)) <= error + 1e-3
 
 
-def test_nearest_on_the_kd_tree_path_is_exact() -> None:
-    """Many points and centres take the KD-tree: still the truly nearest, exact distances."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nearest_with_many_points_and_centres_is_exact(threads: int) -> None:
+    """Many points and centres, in blocks over threads: the truly nearest centre (ties to
+    the lowest index) and exact distances, whatever the thread count."""
     rng = np.random.default_rng(4)
-    points = rng.integers(0, 256, size=(55_000, 3))
-    centers = rng.integers(0, 256, size=(136, 3))
+    points = rng.integers(0, 256, size=(55_000, 3)).astype(np.uint8)
+    centers = rng.integers(0, 256, size=(256, 3)).astype(np.uint8)
     centers[9] = centers[2]
-    labels, sq = nearest(points, centers)
-    d = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2)
-    np.testing.assert_array_equal(d[np.arange(len(points)), labels], d.min(axis=1))
-    np.testing.assert_array_equal(sq, d.min(axis=1).astype(np.float32))
+    with kmeans.NearestSearch(points, threads=threads) as search:
+        labels, sq = search.exact(centers)
+    p, c = points.astype(np.int64), centers.astype(np.int64)
+    d = ((p[:, None, :] - c[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels, d.argmin(axis=1))
+    np.testing.assert_array_equal(sq, d.min(axis=1).astype(np.float64))
+    assert not (labels == 9).any()
 
 
 def test_very_colourful_image_is_exact() -> None:
-    """Over 150k distinct colours (coarse fit, coarse refinement, KD-tree assignment)."""
+    """Over 150k distinct colours (coarse fit, coarse refinement, exact assignment)."""
     k = 256
     rng = np.random.default_rng(11)
     pixels = rng.integers(0, 256, size=(400, 400, 3), dtype=np.uint8)

@@ -77,20 +77,20 @@ def exact_palette(
     if n_lock:
         free = free[~isin_rows(free, locked)]
     w = np.asarray(weights, dtype=np.float64)
-    search = NearestSearch(values)
-    while True:
-        palette = np.concatenate([locked, free])
-        labels, sqdist = search.exact(palette if rgb else space_values(palette, space))
-        used = np.bincount(labels, minlength=len(palette))[n_lock:] > 0
-        if len(palette) == k and used.all():
-            break
-        free = free[used]
-        cost = sqdist * w
-        worst = np.argsort(-cost, kind="stable")[: k - n_lock - len(free)]
-        worst = worst[cost[worst] > 0]
-        if len(worst) == 0:  # every colour is already a palette colour
+    with NearestSearch(values, threads=None) as search:  # threads for many colours
+        while True:
             palette = np.concatenate([locked, free])
             labels, sqdist = search.exact(palette if rgb else space_values(palette, space))
-            break
-        free = np.concatenate([free, colors[worst]])
+            used = np.bincount(labels, minlength=len(palette))[n_lock:] > 0
+            if len(palette) == k and used.all():
+                break
+            free = free[used]
+            cost = sqdist * w
+            worst = np.argsort(-cost, kind="stable")[: k - n_lock - len(free)]
+            worst = worst[cost[worst] > 0]
+            if len(worst) == 0:  # every colour is already a palette colour
+                palette = np.concatenate([locked, free])
+                labels, sqdist = search.exact(palette if rgb else space_values(palette, space))
+                break
+            free = np.concatenate([free, colors[worst]])
     return palette, labels, sqdist

@@ -1,10 +1,9 @@
 """Weighted k-means on a colour histogram: one seeding, one search, one Lloyd step, two engines.
 
-- :class:`NearestSearch` (and :func:`nearest`) finds every point's nearest centre. Its fast
-  paths live inside it: exact float32 ``|c|^2 - 2 x.c`` blocks for 8-bit colours (integers,
-  so the arithmetic is exact), a float64 KD-tree for many centres or for points of a
-  perceptual space, and for the Lloyd steps a packed-key minimum below 64 centres, over
-  threads in fixed blocks.
+- :class:`NearestSearch` (and :func:`nearest`) finds every point's nearest centre: float32
+  ``|c|^2 - 2 x.c`` as one matrix product per fixed block of points, over threads (exact
+  for 8-bit colours: integers, so the arithmetic is exact), and a float64 KD-tree for the
+  exact search among points of a perceptual space.
 - :func:`kmeans_plusplus` is greedy weighted k-means++ (scikit-learn's, the same centres).
 - :func:`lloyd` runs weighted Lloyd iterations; centres in ``fixed`` never move (locked
   colours), empty ones move to the worst-served point.
@@ -32,6 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
@@ -48,14 +48,11 @@ __all__ = [
     "restart_seeds",
 ]
 
-_PACKED_MAX_K = 64  # below this many centres the Lloyd search packs index and distance
-_BLOCK = 2048  # points per distance block (argmin) ...
-_PACKED_BLOCK = 4096  # ... and for the packed search
-_EXACT_BLOCK = 1 << 15  # points per block of the exact search
 _THREADED_MIN_WORK = 1 << 20  # points x centres below which the search keeps to one thread
-_KDTREE_MIN_CENTERS = 128  # the exact search of 8-bit colours uses a KD-tree from this many
-_KDTREE_MIN_POINTS = 50_000  # centres and this many points
-_KDTREE_CHUNK = 1 << 16  # points per KD-tree query (a task of its threads)
+_EXACT_THREADED_MIN_WORK = 1 << 24  # ... the exact one (called once or twice: its set-up
+# of threads and BLAS limits, ~2 ms, outweighs the gain below 65k colours x 256 centres)
+_KDTREE_CHUNK = 1 << 16  # points per KD-tree query (points of a perceptual space; a task)
+_DRAW_BLOCK = 128  # points per block of k-means++'s draws
 _MAX_THREADS = 2  # threads sharing the Lloyd search's blocks (the result does not depend on it)
 _COARSE_STARTS = 3  # k-means++ starts racing on the coarsest level ...
 _COARSE_STARTS_MAX_K = 16  # ... up to this k (where a start costs little)
@@ -94,43 +91,34 @@ def _kdtree(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     return labels, sqdist
 
 
-def _exact_blocks(x: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 ``|c|^2 - 2 x.c (+ |x|^2)`` with argmin: exact when both hold 0..255 integers
-    (every intermediate is an integer below 2**24)."""
-    c_sq = np.einsum("ij,ij->i", c, c)
-    neg2ct = -2.0 * c.T
-    labels = np.empty(len(x), dtype=np.intp)
-    sqdist = np.empty(len(x), dtype=np.float64)
-    for start in range(0, len(x), _EXACT_BLOCK):
-        xb = x[start : start + _EXACT_BLOCK]
-        d = xb @ neg2ct
-        d += c_sq
-        lab = np.argmin(d, axis=1)
-        labels[start : start + len(xb)] = lab
-        best = d[np.arange(len(xb)), lab] + np.einsum("ij,ij->i", xb, xb)
-        sqdist[start : start + len(xb)] = np.maximum(best, 0.0)
-    return labels, sqdist
+def _block_size(k: int) -> int:
+    """Points per block: 2**19 distances (2 MB), from 512 to 4096 points (enough blocks
+    for two threads to share evenly on the coarsest levels)."""
+    return min(4096, max(512, (1 << 19) // max(k, 1)))
 
 
 class NearestSearch:
     """The one nearest-centre search, its points prepared once for many sets of centres.
 
+    Both searches compute ``|c|^2 - 2 x.c`` in float32 as one matrix product of the points
+    with a column of ones appended and the centres as ``(-2 c, |c|^2)`` (a third faster than
+    adding ``|c|^2`` afterwards, and as fast below 64 centres as packing the index into the
+    distance), then take the first minimum; fixed blocks of points are shared by ``threads``
+    threads (BLAS held to one), so the labels never depend on the thread count.
+
     :meth:`exact` gives the truly nearest centre and the squared distance: for 8-bit colours
-    (both arrays uint8) float32 ``|c|^2 - 2 x.c`` blocks, exact because every intermediate
-    is an integer below 2**24, or a KD-tree for many centres and points (float64, rounded
-    back to the integers the distances are); for points of a perceptual space a float64
-    KD-tree. :meth:`labels` is the Lloyd steps' fast search on float centres: float32
-    blocks (as scikit-learn's ``KMeans``), below 64 centres a packed-key minimum, in fixed
-    blocks that ``threads`` threads share, so the labels never depend on the thread count.
-    Use as a context manager (it may hold a thread pool).
+    (both arrays uint8) the float32 product is exact, since every intermediate is an integer
+    below 2**24 (measured 2-3x faster than SciPy's KD-tree on 2 threads, 0.1 M and 1.8 M
+    colours against 256 centres); for points of a perceptual space a float64 KD-tree.
+    :meth:`labels` is the Lloyd steps' search on float centres (float32, as scikit-learn's
+    ``KMeans``). Use as a context manager (it may hold a thread pool).
     """
 
-    def __init__(self, points: np.ndarray, *, threads: int = 1) -> None:
+    def __init__(self, points: np.ndarray, *, threads: int | None = 1) -> None:
         self.points = points
-        self.threads = threads
+        self.threads = threads  # None: search_threads(), asked when a search is big enough
         self.x = np.ascontiguousarray(points, dtype=np.float32)
-        self._xt: np.ndarray | None = None
-        self._x_sq: np.ndarray | None = None
+        self._xa: np.ndarray | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> NearestSearch:
@@ -150,56 +138,52 @@ class NearestSearch:
         integer = self.points.dtype.kind in "ui" and centers.dtype.kind in "ui"
         if not integer:
             return _kdtree(self.points, centers)
-        if len(centers) >= _KDTREE_MIN_CENTERS and len(self.x) >= _KDTREE_MIN_POINTS:
-            labels, sqdist = _kdtree(self.points, centers)
-            return labels, np.rint(sqdist)  # integers: the square of a rounded square root
-        return _exact_blocks(self.x, centers.astype(np.float32))
+        sqdist = np.empty(len(self.x), dtype=np.float32)
+        pool = self._pool_for(len(centers), _EXACT_THREADED_MIN_WORK)
+        with _blas_limit(1 if pool is None else int(self.threads or 1)):
+            labels = self._search(centers, sqdist, pool)
+        return labels, sqdist.astype(np.float64)
 
     def labels(self, centers: np.ndarray) -> np.ndarray:
-        """Labels of the nearest centres by float32 distances (ties within 2**-15 below
-        64 centres), for the Lloyd steps."""
+        """Labels of the nearest centres by float32 distances, for the Lloyd steps."""
+        return self._search(centers, None, self._pool_for(len(centers), _THREADED_MIN_WORK))
+
+    def _search(
+        self, centers: np.ndarray, sqdist: np.ndarray | None, pool: ThreadPoolExecutor | None
+    ) -> np.ndarray:
         c = np.asarray(centers, dtype=np.float32)
-        c_sq = np.einsum("ij,ij->i", c, c)
-        out = np.empty(len(self.x), dtype=np.intp)
-        if len(c) < _PACKED_MAX_K:
-            if self._xt is None:
-                self._xt = np.ascontiguousarray(self.x.T)
-                self._x_sq = np.einsum("ij,ij->i", self.x, self.x)
-            xt, x_sq = self._xt, self._x_sq
-            neg2c = -2.0 * c
-            ids = np.arange(len(c), dtype=np.int32)[:, None]
-            size = _PACKED_BLOCK
+        k = len(c)
+        if self._xa is None:
+            self._xa = np.ones((len(self.x), self.x.shape[1] + 1), dtype=np.float32)
+            self._xa[:, :-1] = self.x
+        xa = self._xa
+        ca = np.empty((c.shape[1] + 1, k), dtype=np.float32)
+        ca[:-1] = -2.0 * c.T
+        ca[-1] = np.einsum("ij,ij->i", c, c)
+        out = np.empty(len(xa), dtype=np.intp)
+        size = _block_size(k)
 
-            def block(start: int) -> None:
-                # Squared distances made non-negative order as integers by their float32
-                # bits; the centre's index goes in the 8 lowest bits and one minimum gives
-                # both (2.4x faster than argmin at k = 16).
-                d = neg2c @ xt[:, start : start + size]
-                d += c_sq[:, None]
-                d += x_sq[start : start + size]
-                np.maximum(d, 0.0, out=d)
-                key = d.view(np.int32)
-                key &= ~0xFF
-                key |= ids
-                out[start : start + d.shape[1]] = np.minimum.reduce(key, axis=0) & 0xFF
+        def block(start: int) -> None:
+            d = xa[start : start + size] @ ca
+            lab = np.argmin(d, axis=1)
+            out[start : start + len(d)] = lab
+            if sqdist is not None:
+                xb = self.x[start : start + size]
+                best = d[np.arange(len(d)), lab] + np.einsum("ij,ij->i", xb, xb)
+                sqdist[start : start + len(d)] = np.maximum(best, 0.0)
 
-        else:
-            neg2ct = np.ascontiguousarray(-2.0 * c.T)
-            size = _BLOCK
-
-            def block(start: int) -> None:
-                d = self.x[start : start + size] @ neg2ct
-                d += c_sq
-                out[start : start + len(d)] = np.argmin(d, axis=1)
-
-        starts = range(0, len(self.x), size)
-        pool = self._threads_for(len(c))
+        starts = range(0, len(xa), size)
         for _ in map(block, starts) if pool is None else pool.map(block, starts):
             pass
         return out
 
-    def _threads_for(self, k: int) -> ThreadPoolExecutor | None:
-        if self.threads <= 1 or len(self.x) * k < _THREADED_MIN_WORK:
+    def _pool_for(self, k: int, min_work: int) -> ThreadPoolExecutor | None:
+        """The thread pool for a search against ``k`` centres, or None for one thread."""
+        if len(self.x) * k < min_work:
+            return None
+        if self.threads is None:
+            self.threads = search_threads()
+        if self.threads <= 1:
             return None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads)
@@ -225,13 +209,29 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.nda
     return NearestSearch(points).exact(centers)
 
 
+def _draw(mass: np.ndarray, draws: np.ndarray, n: int) -> np.ndarray:
+    """``np.searchsorted(np.cumsum(mass), draws)`` (clipped to ``n - 1``) without the full
+    running sum: sums of blocks of ``_DRAW_BLOCK``, their running sum, then running sums
+    inside only the blocks drawn. ``mass`` is zero-padded to whole blocks. The running sum of
+    every point was a third of k-means++'s time (a sequential pass of 47 us on 16k points
+    per centre)."""
+    blocks = mass.reshape(-1, _DRAW_BLOCK)
+    sums = blocks.sum(axis=1)
+    ends = np.cumsum(sums)
+    b = np.minimum(np.searchsorted(ends, draws), len(ends) - 1)
+    local = np.cumsum(blocks[b], axis=1)
+    local += (ends[b] - sums[b])[:, None]
+    inside = np.count_nonzero(local < draws[:, None], axis=1)
+    return np.minimum(b * _DRAW_BLOCK + inside, n - 1)
+
+
 def kmeans_plusplus(points: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Greedy weighted k-means++ seeding, as scikit-learn's ``kmeans_plusplus`` does it.
 
     Each new centre is the best of ``2 + ln k`` candidates drawn with probability
     proportional to weight x squared distance to the nearest centre so far. In float32
-    numpy (sums in float64): 32 ms against scikit-learn's 60 ms at k = 64 on 25k points,
-    146 ms against 239 ms at k = 256.
+    numpy (sums in float64; the draws found block by block, :func:`_draw`): about 29 ms on
+    16k points at k = 256, one thread (scikit-learn's: 60 ms at k = 64 on 25k points).
     """
     rng = np.random.RandomState(seed)
     n, dims = points.shape
@@ -246,10 +246,10 @@ def kmeans_plusplus(points: np.ndarray, weights: np.ndarray, k: int, seed: int) 
     potential = float(np.dot(closest, w64))
     dist = np.empty((trials, n), dtype=np.float32)
     part = np.empty((trials, n), dtype=np.float32)
+    mass = np.zeros(-(-n // _DRAW_BLOCK) * _DRAW_BLOCK, dtype=np.float64)
     for i in range(1, k):
-        cumulative = np.cumsum(w64 * closest)
-        draws = rng.uniform(size=trials) * potential
-        ids = np.minimum(np.searchsorted(cumulative, draws), n - 1)
+        np.multiply(w64, closest, out=mass[:n])
+        ids = _draw(mass, rng.uniform(size=trials) * potential, n)
         np.subtract(xt[0], xt[0, ids][:, None], out=dist)
         dist *= dist
         for j in range(1, dims):
@@ -279,8 +279,8 @@ def lloyd(
     Each point goes to its nearest centre by float32 ``|c|^2 - 2 x.c`` (as scikit-learn's
     ``KMeans`` does) in fixed blocks that ``threads`` threads share; the centres are float64
     weighted means from ``np.bincount``, so the result does not depend on the number of
-    threads. Measured per iteration on 96k points at k = 256: 17.5 ms on 2 threads against
-    47 ms for scikit-learn's on one. Centres where ``fixed`` is True stay where they are; a
+    threads. Measured per search on 113k colours at k = 256: 7.6 ms on one thread (scikit-
+    learn's Lloyd: 47 ms per iteration on 96k). Centres where ``fixed`` is True stay; a
     free centre left without points moves to the point with the largest weighted error.
 
     Returns the centres (float32) and the weighted squared error of the last assignment.
@@ -290,7 +290,8 @@ def lloyd(
     w = weights.astype(np.float64)
     c = centers.astype(np.float64)
     previous: np.ndarray | None = None
-    with NearestSearch(points, threads=threads) as search:
+    big = len(points) * k >= _THREADED_MIN_WORK  # else the search keeps to one thread
+    with NearestSearch(points, threads=threads) as search, _blas_limit(threads if big else 1):
         x = search.x
         weighted = [w * x[:, j] for j in range(x.shape[1])]
         labels = np.zeros(len(x), dtype=np.intp)
@@ -319,8 +320,18 @@ def restart_seeds(seed: int, restarts: int) -> list[int]:
     return [seed, *(int(x) for x in extra)]
 
 
-def _threads() -> int:
-    """Threads for the Lloyd search: 2, or 1 where BLAS is limited to one (batch workers)."""
+def _blas_limit(threads: int) -> AbstractContextManager[object]:
+    """BLAS held to one thread while ``threads`` threads share the search's blocks."""
+    if threads <= 1:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def search_threads() -> int:
+    """Threads for the nearest-centre searches: 2, or 1 where BLAS is limited to one (batch
+    workers)."""
     from threadpoolctl import threadpool_info
 
     blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -361,7 +372,7 @@ def _fit_lloyd(
 ) -> np.ndarray:
     from threadpoolctl import threadpool_limits
 
-    threads = _threads()
+    threads = search_threads()
     with threadpool_limits(limits=1):
         points, weights = found[0]
         starts = _COARSE_STARTS if k <= _COARSE_STARTS_MAX_K else 1
