@@ -411,13 +411,14 @@ def png_level(optimize: int | None, pixels: int) -> int:
     """The PNG compression level used for an image of ``pixels`` pixels.
 
     0: zlib through Pillow (level 6 or the RLE strategy, whichever is smaller; large images
-    deflated over two threads). 1: oxipng with libdeflate level 10, no row filter, the palette
-    in the order (of oxipng's few) that deflates smallest. 2: as 1 with libdeflate's strongest
-    level (12), and oxipng also tries the row filters Sub, Entropy and Bigrams, each
-    compressed in full, keeping the smallest file. README's "PNG compression" has the sizes
+    deflated over two threads). 1: oxipng with libdeflate level 9, no row filter, the palette
+    in the order (of oxipng's few) that a fast trial finds smallest. 2: libdeflate's strongest
+    level (12), oxipng's palette orders and the row filters None, Sub, Entropy and Bigrams,
+    each compressed in full, keeping the smallest file. README's "PNG compression" has the sizes
     and times measured.
     ``None`` picks 1 below :data:`AUTO_PNG_LEVEL_MAX_PIXELS` and 0 from there,
-    where level 1 would take longer than the quantization (12 MP: 2.9 s against 0.35 s).
+    where level 1 gains nothing for its time (a 12 MP photo: 0.6-0.7 s against 0.2-0.3 s on
+    two threads, and no smaller: libdeflate compresses one stream on one thread).
     """
     if optimize is None:
         return 1 if pixels < AUTO_PNG_LEVEL_MAX_PIXELS else 0
@@ -440,15 +441,15 @@ def _oxipng(img, kwargs: dict[str, object], level: int, *, sort_palette: bool) -
     filters = [oxipng.RowFilter.NoOp]
     if level >= 2:
         filters += [oxipng.RowFilter.Sub, oxipng.RowFilter.Entropy, oxipng.RowFilter.Bigrams]
-    # libdeflate 10 at level 1: 1.5 % larger than 12 at half its time (measured on photos,
-    # a logo and an RGBA photo at k = 16 and 256: 48 against 97 ms per 0.3 MP)
+    # level 1: libdeflate 9, oxipng's palette orders judged by a fast trial: 7 % smaller than
+    # zlib for 4 ms more per 0.3 MP (libdeflate 10 gained 1 % more for 15-30 ms more)
     return oxipng.optimize_from_memory(
         stored.getvalue(),
         level=2,
         force=True,
         filter=filters,
-        fast_evaluation=False,  # each palette order and filter judged by its real size
-        deflate=oxipng.Deflaters.libdeflater(10 if level == 1 else 12),
+        fast_evaluation=level == 1,  # level 2: each order and filter judged by its real size
+        deflate=oxipng.Deflaters.libdeflater(9 if level == 1 else 12),
         strip=oxipng.StripChunks.none(),
         optimize_alpha=False,
         palette_reduction=sort_palette,

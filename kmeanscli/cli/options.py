@@ -132,9 +132,9 @@ Optimize = Annotated[
         metavar="LEVEL",
         show_default=False,
         rich_help_panel=FILES,
-        help="PNG compression: 0 zlib (fastest), 1 libdeflate (about 10 % smaller), 2 also "
-        "tries row filters (smallest, about 5x the time of 1). Default: 1 below 4 MP, 0 from "
-        "there.",
+        help="PNG compression: 0 zlib (fastest), 1 libdeflate (about 7 % smaller), 2 also "
+        "tries row filters (about 10 % smaller again, 0.1-0.35 s per 0.3 MP). Default: 1 below "
+        "4 MP, 0 from there.",
     ),
 ]
 MaxPixels = Annotated[
