@@ -56,6 +56,10 @@ _DRAW_BLOCK = 128  # points per block of k-means++'s draws
 _MAX_THREADS = 2  # threads sharing the Lloyd search's blocks (the result does not depend on it)
 _COARSE_STARTS = 3  # k-means++ starts racing on the coarsest level ...
 _COARSE_STARTS_MAX_K = 16  # ... up to this k (where a start costs little)
+_SETTLED = 1e-3  # Lloyd stops when at most this share of the weight changed centre. Against
+# stopping only when no label changes, on 8 photos, an RGBA photo and a test card (geometric
+# means): k = 16 0.88x the time for 1.0003x the error, k = 64 0.93x for 1.0011x, k = 256
+# 0.91x for 1.0009x (worst image 1.004x)
 
 Step = Callable[[str], None]
 
@@ -274,7 +278,9 @@ def lloyd(
     fixed: np.ndarray | None = None,
     threads: int = 1,
 ) -> tuple[np.ndarray, float]:
-    """Weighted Lloyd iterations from ``centers`` until no label changes or ``max_iter``.
+    """Weighted Lloyd iterations from ``centers`` until the points that change centre in a
+    step weigh at most 0.1 % of the total weight (on under 1,000 pixels: until none
+    changes), or ``max_iter``.
 
     Each point goes to its nearest centre by float32 ``|c|^2 - 2 x.c`` (as scikit-learn's
     ``KMeans`` does) in fixed blocks that ``threads`` threads share; the centres are float64
@@ -288,6 +294,7 @@ def lloyd(
     k = len(centers)
     fixed = np.zeros(k, dtype=bool) if fixed is None else fixed
     w = weights.astype(np.float64)
+    settled = _SETTLED * float(w.sum())
     c = centers.astype(np.float64)
     previous: np.ndarray | None = None
     big = len(points) * k >= _THREADED_MIN_WORK  # else the search keeps to one thread
@@ -297,7 +304,7 @@ def lloyd(
         labels = np.zeros(len(x), dtype=np.intp)
         for _ in range(max_iter):
             labels = search.labels(c)
-            if previous is not None and np.array_equal(labels, previous):
+            if previous is not None and float(w[labels != previous].sum()) <= settled:
                 break
             previous = labels
             totals = np.bincount(labels, weights=w, minlength=k)
