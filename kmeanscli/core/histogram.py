@@ -38,6 +38,7 @@ SORT_MIN_PIXELS = 1 << 17
 
 _DENSE_BIN_BITS = 18  # bins are counted densely up to 2**18 of them, numbered beyond
 _INIT_MAX_POINTS = 40_000  # binning stops at the first level (<= 6 bits) this small ...
+_FEW_COLORS = 8192  # an image of at most this many colours is fitted on them alone
 _LEVEL_MAX_POINTS = 150_000  # ... and finer levels with more points are left out
 _LEVEL_SHRINK = 0.7  # a binned level must have under 0.7x the points of the next finer one
 _SKIP_7BIT_COLORS = 1_200_000  # with more colours, 7-bit bins would exceed the level cap
@@ -216,10 +217,16 @@ def levels(colors: np.ndarray, counts: np.ndarray, values: np.ndarray, k: int) -
     only when they hold more than ``k`` points and clearly fewer than the next finer level;
     binning stops at the first level of 6 bits or less with at most 40,000 points, where
     k-means++ can afford to run. The distinct colours themselves come last. Levels of more
-    than 150,000 points are left out, except the coarsest.
+    than 150,000 points are left out, except the coarsest. An image of at most 8,192
+    colours (a logo, a drawing, an icon; the photos measured have 30,000 or more) is fitted
+    on its colours alone: bins would merge the few colours it has. On scikit-image's logo
+    at k = 256 that is 0.43x the error of fitting on bins first, in the same time; on photos
+    of 30-60k colours it was 1.5x the time for no gain.
     """
     weights = counts.astype(np.float64)
     found = [(values.astype(np.float32), weights.astype(np.float32))]
+    if len(colors) <= _FEW_COLORS:
+        return found
     finer = len(colors)
     bins: _Bins | None = None
     for bits in (7, 6, 5):
