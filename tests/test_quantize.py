@@ -313,6 +313,25 @@ def test_histogram_counts(n_pixels: int) -> None:
     np.testing.assert_array_equal(h.colors[h.spread(labels)], flat)
 
 
+def test_histogram_of_a_large_image_counts_every_colour() -> None:
+    """From 4 MP the colours are counted another way (no sort): the same colours and counts,
+    the extreme colours included, and values spread back to the right pixels."""
+    rng = np.random.default_rng(6)
+    flat = rng.integers(0, 256, size=((1 << 22) + 10, 3), dtype=np.uint8)
+    flat[:3] = [[0, 0, 0], [255, 255, 255], [0, 0, 0]]
+    flat[3:200_000] = flat[3:200_000] // 64 * 64  # some colours many times
+    h = histogram(flat)
+    codes = (flat[:, 0].astype(np.int64) << 16) | (flat[:, 1].astype(np.int64) << 8) | flat[:, 2]
+    want, counts = np.unique(codes, return_counts=True)
+    got = (h.colors[:, 0].astype(np.int64) << 16) | (h.colors[:, 1].astype(np.int64) << 8)
+    got |= h.colors[:, 2]
+    order = np.argsort(got)
+    np.testing.assert_array_equal(got[order], want)
+    np.testing.assert_array_equal(h.counts[order], counts)
+    assert h.counts.sum() == len(flat)
+    np.testing.assert_array_equal(h.spread(got), codes)
+
+
 def test_histogram_rgba() -> None:
     rng = np.random.default_rng(6)
     flat = rng.integers(0, 3, size=(500, 4), dtype=np.uint8) * 100
