@@ -46,7 +46,7 @@ format: $(STAMP)
 
 # The benchmark needs pngquant and ImageMagick (apt-get install pngquant imagemagick); a
 # missing one is reported and left out. BENCH_ARGS passes more options, e.g. BENCH_ARGS=--no-large
-bench: $(STAMP) ## side-by-side benchmark (~30 min): Markdown on stdout, updates benchmarks/RESULTS.md
+bench: $(STAMP) ## side-by-side benchmark (10-35 min): Markdown on stdout, updates benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench.py --json benchmarks/out/results.json --update-results $(BENCH_ARGS)
 
 bench-quick: $(STAMP) ## 4 photos and 3 graphics, 1 repeat, no 12 MP image (a few minutes)
