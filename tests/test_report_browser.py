@@ -247,6 +247,41 @@ def test_zoom_shows_pixels_as_blocks_and_pans_every_view_together(page, site) ->
     assert _geometry(page, 16)["stageWidth"] == pytest.approx(g["width"], abs=0.5)
 
 
+def test_arrow_keys_pan_every_view_when_zoomed(page, site) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    viewer = page.find_element("css selector", "#kmeans-k16 .viewer")
+    _zoom(page, "0")
+    before = _geometry(page, 16)
+    page.execute_script("arguments[0].focus()", viewer)
+    viewer.send_keys(Keys.ARROW_RIGHT)
+    assert _geometry(page, 16) == before  # the whole image is shown: nothing to pan
+    _zoom(page, "8")
+    page.execute_script("arguments[0].focus()", viewer)
+    viewer.send_keys(Keys.HOME)
+    g = _geometry(page, 16)
+    assert g["stageLeft"] == pytest.approx(g["left"], abs=0.5)  # at the left edge
+    viewer.send_keys(Keys.ARROW_RIGHT)  # a tenth of the view
+    moved = _geometry(page, 16)
+    assert moved["stageLeft"] - moved["left"] == pytest.approx(-0.1 * g["width"], abs=1.5)
+    viewer.send_keys(Keys.SHIFT, Keys.ARROW_RIGHT)  # half of it more
+    moved = _geometry(page, 16)
+    assert moved["stageLeft"] - moved["left"] == pytest.approx(-0.6 * g["width"], abs=2.5)
+    top = moved["stageTop"] - moved["top"]
+    viewer.send_keys(Keys.ARROW_DOWN)
+    moved = _geometry(page, 16)
+    assert moved["stageTop"] - moved["top"] == pytest.approx(top - 0.1 * g["height"], abs=1.5)
+    assert moved["split"] == before["split"]  # the keys pan; the split stays
+    four = _geometry(page, 4)
+    assert (four["stageLeft"] - four["left"], four["stageTop"] - four["top"]) == (
+        moved["stageLeft"] - moved["left"],
+        moved["stageTop"] - moved["top"],
+    )
+    sides = _sides(page, site, 16, 8)
+    assert sides["left"][0] < 1.0 and sides["right"][1] < 1.0
+    _zoom(page, "0")
+
+
 @pytest.mark.parametrize("width", [WIDTH, 390])
 def test_no_horizontal_overflow(driver, site, width: int) -> None:
     set_viewport(driver, width, 844)

@@ -98,6 +98,26 @@
     v.addEventListener("pointerup", end);
     v.addEventListener("pointercancel", end);
 
+    // Focused and zoomed, the viewer pans with the arrow keys: a tenth of the view a press,
+    // half with Shift; Home and End go to the left and right edges.
+    v.addEventListener("keydown", function (e) {
+      if (e.target !== v || !view.zoom) return;
+      var g = geometry(v);
+      var part = e.shiftKey ? 0.5 : 0.1;
+      var dx = part * g.vw / g.sw, dy = part * g.vh / g.sh;
+      // start from what is shown: the centre may be clamped at an edge
+      var cx = g.sw > g.vw ? (g.ox + g.vw / 2) / g.sw : view.cx;
+      var cy = g.sh > g.vh ? (g.oy + g.vh / 2) / g.sh : view.cy;
+      var moves = { ArrowLeft: [-dx, 0], ArrowRight: [dx, 0], ArrowUp: [0, -dy],
+                    ArrowDown: [0, dy], Home: [-1, 0], End: [1, 0] };
+      var m = moves[e.key];
+      if (!m) return;
+      view.cx = clamp(cx + m[0], 0, 1);
+      view.cy = clamp(cy + m[1], 0, 1);
+      layoutAll();
+      e.preventDefault();
+    });
+
     split.addEventListener("keydown", function (e) {
       var now = +split.getAttribute("aria-valuenow");
       var step = e.shiftKey ? 10 : 1;
