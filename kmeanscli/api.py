@@ -30,6 +30,7 @@ from .imageio import (
     FORMATS,
     AnimatedInputError,
     atomic_write,
+    check_writable_folder,
     decode,
     encode,
     format_for,
@@ -729,3 +730,4 @@ def _check_output(
         raise OutputError(f"{out_path}: folder {folder}{for_what} does not exist")
     if not folder.is_dir():
         raise OutputError(f"{out_path}: {folder} is not a folder")
+    check_writable_folder(out_path)

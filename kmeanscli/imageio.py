@@ -8,6 +8,7 @@ renamed over the target only once it is complete.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import io
 import os
@@ -34,6 +35,8 @@ __all__ = [
     "AnimatedInputError",
     "DecodedImage",
     "atomic_write",
+    "cannot_create_in",
+    "check_writable_folder",
     "decode",
     "decode_error_reason",
     "default_max_pixels",
@@ -616,6 +619,51 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str
     return removed
 
 
+def _cannot_create(exc: OSError) -> str:
+    """Why a file could not be created in an existing folder, in words for users."""
+    if exc.errno in (errno.ENOENT, errno.EPERM, errno.EINVAL):  # /proc says ENOENT
+        return "the folder does not take new files"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return str(exc.strerror or exc)
+
+
+def cannot_create_in(folder: str | os.PathLike[str]) -> str | None:
+    """None if a file can be created in the existing ``folder`` (tried with an empty
+    temporary file, removed at once), else why not, in words for users."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".kmeanscli-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        return _cannot_create(exc)
+    os.close(fd)
+    with suppress(OSError):
+        os.unlink(tmp)
+    return None
+
+
+def check_writable_folder(target: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, a ``target`` whose folder is missing or takes no new files.
+
+    Creates and removes an empty temporary file there: permission bits say nothing for root,
+    nor for /proc, /sys or a read-only mount, where only creating a file tells.
+
+    Raises
+    ------
+    OutputError
+    """
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.exists():
+        raise OutputError(f"{target}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"{target}: {folder} is not a folder")
+    reason = cannot_create_in(folder)
+    if reason is not None:
+        raise OutputError(f"{target}: cannot write in {folder}: {reason}")
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -635,7 +683,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise OutputError(f"{target}: cannot write in {folder}: {exc.strerror or exc}") from exc
+        raise OutputError(f"{target}: cannot write in {folder}: {_cannot_create(exc)}") from exc
     _lock(fd)  # "in use" for remove_stale_temporaries, until closed (or the writer dies)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -686,6 +686,41 @@ def test_unwritable_output_folder(cli, make_image, tmp_path: Path) -> None:
     assert snapshot(tmp_path) == before
 
 
+def _no_new_files_folder() -> Path | None:
+    """procfs: a folder that exists, passes permission checks for root, and takes no files."""
+    folder = Path("/proc")
+    if not (folder / "self").exists():
+        return None
+    return folder
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("compress", "{src}", "-o", "{out}", "--plot", "{bad}/p.png"),
+        ("compress", "{src}", "-o", "{bad}/out.png"),
+        ("compress", "{src}", "-o", "{out}", "--palette-out", "{bad}/p.gpl"),
+        ("palette", "{src}", "--plot", "{bad}/p.png"),
+        ("compare", "{src}", "-k", "4", "--plot", "{bad}/p.png"),
+        ("report", "{src}", "-k", "4", "-o", "{bad}/r.html"),
+    ],
+)
+def test_a_folder_that_takes_no_files_is_refused_before_any_work(
+    cli, make_image, tmp_path: Path, argv
+) -> None:
+    """Permission bits say yes to root in /proc; the check creates a file to know. Nothing is
+    written, nothing printed on stdout, one error line, exit 1."""
+    bad = _no_new_files_folder()
+    if bad is None:
+        pytest.skip("no /proc here")
+    src = make_image("in.png")
+    out = tmp_path / "out.png"
+    before = snapshot(tmp_path)
+    args = [a.format(src=src, out=out, bad=bad) for a in argv]
+    cli(*args).assert_one_error(1, f"cannot write in {bad}: the folder does not take new files")
+    assert snapshot(tmp_path) == before
+
+
 @pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
 def test_disk_full_while_writing(cli, make_image, tmp_path: Path, monkeypatch, failing) -> None:
     """An OS error while writing (disk full, quota, I/O error): one line, nothing left."""

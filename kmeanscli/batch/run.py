@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -173,8 +172,11 @@ class _Run:
             raise OutputError(
                 f"{outdir}: cannot create the output folder: {exc.strerror or exc}"
             ) from exc
-        if not os.access(outdir, os.W_OK | os.X_OK):
-            raise OutputError(f"{outdir}: the output folder is not writable (permission denied)")
+        from ..imageio import cannot_create_in
+
+        reason = cannot_create_in(outdir)
+        if reason is not None:
+            raise OutputError(f"{outdir}: the output folder is not writable ({reason})")
 
     def refused(self) -> None:
         """The files the plan refused (e.g. two inputs with one output)."""

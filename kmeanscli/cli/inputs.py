@@ -54,6 +54,9 @@ def check_plot_path(plot: Path, src: Path | None, out: Path | None, *, force: bo
         raise UsageError(f"{plot}: --plot and the output are the same file")
     if plot.exists() and not force:
         raise OutputError(f"{plot}: already exists (use --force to overwrite)")
+    from ..imageio import check_writable_folder
+
+    check_writable_folder(plot)
 
 
 def check_palette_paths(

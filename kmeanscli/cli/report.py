@@ -47,6 +47,9 @@ def check_report_path(out: Path, inputs: list[Path], *, force: bool) -> None:
         raise OutputError(f"{out}: is a folder")
     if out.exists() and not force:
         raise OutputError(f"{out}: already exists (use --force to overwrite)")
+    from ..imageio import check_writable_folder
+
+    check_writable_folder(out)
 
 
 @quantize_options(k=None, palette=False, batch_size=False)
