@@ -112,6 +112,17 @@ def test_csv_has_the_json_values(capsys, image):
                 assert float(row[key]) == pytest.approx(expected[key])
 
 
+def test_csv_spells_chosen_as_json_does(capsys, image):
+    path, _ = image
+    rc, out_json, _ = cli(capsys, "compare", path, "--target-psnr", "20", "--json")
+    rc2, out_csv, err = cli(capsys, "compare", path, "--target-psnr", "20", "--csv")
+    assert rc == rc2 == 0, err
+    rows = list(csv.DictReader(io.StringIO(out_csv)))
+    want = ["true" if row["chosen"] else "false" for row in json.loads(out_json)]
+    assert [row["chosen"] for row in rows] == want
+    assert want.count("true") == 1 and "false" in want
+
+
 def test_table_on_stdout_messages_on_stderr(capsys, image):
     path, _ = image
     rc, out, err = cli(capsys, "compare", path, "-k", "4,8")

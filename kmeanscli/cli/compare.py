@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -63,8 +62,9 @@ def _check_figure_path(path: Path, option: str) -> None:
         raise OutputError(f"{path}: folder {folder} does not exist")
     if not folder.is_dir():
         raise OutputError(f"{path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: cannot write in {folder}: permission denied")
+    from ..imageio import check_writable_folder
+
+    check_writable_folder(path)
 
 
 def parse_k_list(text: str) -> list[int]:
@@ -276,7 +276,16 @@ def _write_csv(records: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in record.items()})
+
+
+def _csv_cell(value: Any) -> Any:
+    """A JSON value as a CSV cell: ``null`` empty, booleans spelt as in JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _target_summary(comparison: Comparison) -> str | None:
