@@ -80,6 +80,23 @@ def test_every_level_writes_the_same_pixels_and_higher_levels_are_no_larger(
     assert sizes[2] <= sizes[1]  # level 2 tries level 1's filter among others
 
 
+@pytest.mark.parametrize("name", ["card", "alpha"])
+def test_webp_is_lossless_at_every_level_and_smallest_at_two(
+    inputs: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    """-O sets lossless WebP's effort: the pixels of the PNG at every level, and level 2
+    (libwebp's slowest method) no larger than level 0."""
+    compress_file(inputs[name], tmp_path / "ref.png", 16)
+    want = _pixels(tmp_path / "ref.png")
+    sizes = {}
+    for level in (0, 1, 2):
+        report = compress_file(inputs[name], tmp_path / f"{level}.webp", 16, optimize=level)
+        assert np.array_equal(_pixels(tmp_path / f"{level}.webp"), want)
+        sizes[level] = report.bytes_out
+    assert sizes[2] <= sizes[0]
+    assert len(set(sizes.values())) > 1  # the level is used
+
+
 def test_level_one_is_smaller_than_zlib_on_a_graphic(inputs: dict[str, Path], tmp_path) -> None:
     """The default below 4 MP is level 1."""
     zlib = compress_file(inputs["card"], tmp_path / "0.png", 16, optimize=0)
