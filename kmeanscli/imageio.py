@@ -653,6 +653,16 @@ def cannot_create_in(folder: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def _existing_folder(target: Path) -> Path:
+    """The folder ``target`` goes in; OutputError if it is missing or not a folder."""
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.exists():
+        raise OutputError(f"{target}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputError(f"{target}: {folder} is not a folder")
+    return folder
+
+
 def check_writable_folder(target: str | os.PathLike[str]) -> None:
     """Refuse, before any work, a ``target`` whose folder is missing or takes no new files.
 
@@ -664,11 +674,7 @@ def check_writable_folder(target: str | os.PathLike[str]) -> None:
     OutputError
     """
     target = Path(target)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.exists():
-        raise OutputError(f"{target}: folder {folder} does not exist")
-    if not folder.is_dir():
-        raise OutputError(f"{target}: {folder} is not a folder")
+    folder = _existing_folder(target)
     reason = cannot_create_in(folder)
     if reason is not None:
         raise OutputError(f"{target}: cannot write in {folder}: {reason}")
@@ -685,11 +691,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         the temporary file is removed and an existing ``path`` is left as it was.
     """
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.exists():
-        raise OutputError(f"{target}: folder {folder} does not exist")
-    if not folder.is_dir():
-        raise OutputError(f"{target}: {folder} is not a folder")
+    folder = _existing_folder(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:

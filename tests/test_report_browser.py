@@ -221,6 +221,18 @@ def test_touch_drag_moves_the_split(page) -> None:
     assert 18 <= _geometry(page, 16)["split"] <= 22
 
 
+def _assert_views_show_the_same_place(page, site, moved: dict) -> None:
+    """At zoom 8:1, after panning result 16 to ``moved``: result 4 shows the same place, and
+    result 16 still shows the right pixels on each side of its split."""
+    four = _geometry(page, 4)
+    assert (four["stageLeft"] - four["left"], four["stageTop"] - four["top"]) == (
+        moved["stageLeft"] - moved["left"],
+        moved["stageTop"] - moved["top"],
+    )
+    sides = _sides(page, site, 16, 8)
+    assert sides["left"][0] < 1.0 and sides["right"][1] < 1.0
+
+
 def test_zoom_shows_pixels_as_blocks_and_pans_every_view_together(page, site) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -236,13 +248,7 @@ def test_zoom_shows_pixels_as_blocks_and_pans_every_view_together(page, site) ->
     assert moved["split"] == 50  # dragging the image pans, it does not move the split
     assert moved["stageLeft"] - moved["left"] < g["stageLeft"] - g["left"] - 100
     assert moved["stageTop"] - moved["top"] < g["stageTop"] - g["top"] - 40
-    four = _geometry(page, 4)
-    assert (four["stageLeft"] - four["left"], four["stageTop"] - four["top"]) == (
-        moved["stageLeft"] - moved["left"],
-        moved["stageTop"] - moved["top"],
-    )
-    sides = _sides(page, site, 16, 8)
-    assert sides["left"][0] < 1.0 and sides["right"][1] < 1.0
+    _assert_views_show_the_same_place(page, site, moved)
     _zoom(page, "0")
     assert _geometry(page, 16)["stageWidth"] == pytest.approx(g["width"], abs=0.5)
 
@@ -272,13 +278,7 @@ def test_arrow_keys_pan_every_view_when_zoomed(page, site) -> None:
     moved = _geometry(page, 16)
     assert moved["stageTop"] - moved["top"] == pytest.approx(top - 0.1 * g["height"], abs=1.5)
     assert moved["split"] == before["split"]  # the keys pan; the split stays
-    four = _geometry(page, 4)
-    assert (four["stageLeft"] - four["left"], four["stageTop"] - four["top"]) == (
-        moved["stageLeft"] - moved["left"],
-        moved["stageTop"] - moved["top"],
-    )
-    sides = _sides(page, site, 16, 8)
-    assert sides["left"][0] < 1.0 and sides["right"][1] < 1.0
+    _assert_views_show_the_same_place(page, site, moved)
     _zoom(page, "0")
 
 
